@@ -1,0 +1,4 @@
+DROP TABLE audit_events;
+DROP TABLE identities;
+DROP TABLE profiles;
+DROP TABLE apps;

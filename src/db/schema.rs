@@ -1,0 +1,75 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    apps (app_id) {
+        app_id -> Text,
+        name -> Text,
+        parent_app_id -> Nullable<Text>,
+        password_min_length -> Int4,
+        password_max_length -> Int4,
+        password_min_digits -> Int4,
+        password_min_uppercase -> Int4,
+        password_min_lowercase -> Int4,
+        password_min_symbols -> Int4,
+        reset_ttl_minutes -> Int4,
+        reset_mails_per_hour -> Int4,
+        mail_from -> Nullable<Text>,
+        external_auth_types -> Array<Nullable<Text>>,
+        public_url -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    audit_events (app_id, event_id) {
+        app_id -> Text,
+        event_id -> Int8,
+        profile_id -> Nullable<Uuid>,
+        at -> Timestamptz,
+        actor -> Text,
+        operation -> Text,
+        details -> Nullable<Jsonb>,
+        request_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    identities (app_id, profile_id, kind, external_auth_type) {
+        app_id -> Text,
+        profile_id -> Uuid,
+        kind -> Text,
+        external_auth_type -> Text,
+        external_id -> Text,
+        password_hash -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    profiles (app_id, profile_id) {
+        app_id -> Text,
+        profile_id -> Uuid,
+        user_name -> Nullable<Text>,
+        contact_email -> Nullable<Text>,
+        country_code -> Nullable<Text>,
+        language_code -> Nullable<Text>,
+        time_zone_offset -> Nullable<Float8>,
+        picture_url -> Nullable<Text>,
+        is_tester -> Bool,
+        summary_friend_data -> Nullable<Jsonb>,
+        parent_app_id -> Nullable<Text>,
+        parent_profile_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        last_login_at -> Nullable<Timestamptz>,
+        user_name_key -> Text,
+        last_login_key -> Timestamptz,
+    }
+}
+
+diesel::joinable!(audit_events -> apps (app_id));
+diesel::joinable!(profiles -> apps (app_id));
+
+diesel::allow_tables_to_appear_in_same_query!(apps, audit_events, identities, profiles,);
