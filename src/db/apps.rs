@@ -1,0 +1,58 @@
+//! Tenants and their settings.
+
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::models::{App, NewApp};
+use super::schema::apps;
+
+/// One app.
+pub async fn find(conn: &mut AsyncPgConnection, app_id: &str) -> QueryResult<Option<App>> {
+    apps::table
+        .find(app_id)
+        .select(App::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Every app, by id.
+pub async fn list(conn: &mut AsyncPgConnection) -> QueryResult<Vec<App>> {
+    apps::table
+        .order(apps::app_id.asc())
+        .select(App::as_select())
+        .load(conn)
+        .await
+}
+
+/// Inserts an app.
+pub async fn insert(conn: &mut AsyncPgConnection, app: &NewApp<'_>) -> QueryResult<App> {
+    diesel::insert_into(apps::table)
+        .values(app)
+        .returning(App::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// Writes back every setting of an app.
+pub async fn update_settings(conn: &mut AsyncPgConnection, app: &App) -> QueryResult<App> {
+    diesel::update(apps::table.find(&app.app_id))
+        .set((
+            apps::name.eq(&app.name),
+            apps::password_min_length.eq(app.password_min_length),
+            apps::password_max_length.eq(app.password_max_length),
+            apps::password_min_digits.eq(app.password_min_digits),
+            apps::password_min_uppercase.eq(app.password_min_uppercase),
+            apps::password_min_lowercase.eq(app.password_min_lowercase),
+            apps::password_min_symbols.eq(app.password_min_symbols),
+            apps::reset_ttl_minutes.eq(app.reset_ttl_minutes),
+            apps::reset_mails_per_hour.eq(app.reset_mails_per_hour),
+            apps::mail_from.eq(&app.mail_from),
+            apps::external_auth_types.eq(&app.external_auth_types),
+            apps::public_url.eq(&app.public_url),
+            apps::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(App::as_returning())
+        .get_result(conn)
+        .await
+}

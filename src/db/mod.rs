@@ -1,0 +1,108 @@
+//! Storage: the generated diesel schema, row types, the queries (one module per table, each
+//! function taking a connection so it works inside a transaction), the connection pool,
+//! migrations and the private PostgreSQL cluster used when no `DATABASE_URL` is given.
+//!
+//! Every query here takes the tenant (`app_id`) and filters by it.
+
+pub mod apps;
+pub mod audit;
+pub mod embedded;
+pub mod identities;
+pub mod models;
+pub mod pool;
+pub mod profiles;
+pub mod schema;
+
+pub use pool::{Conn, Db, DbSettings};
+
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+/// The migrations under `migrations/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Applies pending migrations. Diesel's migration runner is synchronous, so it runs on the
+/// blocking pool through [`AsyncConnectionWrapper`](diesel_async::async_connection_wrapper::AsyncConnectionWrapper).
+pub async fn run_migrations(url: &str) -> anyhow::Result<Vec<String>> {
+    use diesel::Connection;
+    use diesel_async::AsyncPgConnection;
+    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)?;
+        let applied = conn
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(|e| anyhow::anyhow!("applying migrations: {e}"))?;
+        Ok(applied.iter().map(ToString::to_string).collect())
+    })
+    .await?
+}
+
+/// Versions of the embedded migrations, oldest first.
+pub fn migration_versions() -> Vec<String> {
+    use diesel::migration::MigrationSource;
+    let mut versions: Vec<String> = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .map(|ms| ms.iter().map(|m| m.name().version().to_string()).collect())
+        .unwrap_or_default();
+    versions.sort();
+    versions
+}
+
+/// One connection outside the pool (CLI work, start-up).
+pub async fn connect(url: &str) -> anyhow::Result<diesel_async::AsyncPgConnection> {
+    use diesel_async::AsyncConnection;
+    Ok(diesel_async::AsyncPgConnection::establish(url).await?)
+}
+
+/// Creates a database if it does not exist (several processes may race: the loser's
+/// "already exists" is fine).
+pub async fn ensure_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    use diesel::sql_types::Text;
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        #[allow(dead_code)]
+        one: i32,
+    }
+    let mut conn = connect(admin_url).await?;
+    let found: Vec<Found> =
+        diesel::sql_query("SELECT 1 AS one FROM pg_database WHERE datname = $1")
+            .bind::<Text, _>(name)
+            .load(&mut conn)
+            .await?;
+    if found.is_empty() {
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            anyhow::bail!("database name {name:?} must be letters, digits and '_'");
+        }
+        if let Err(e) = conn
+            .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+            .await
+            && !e.to_string().contains("already exists")
+        {
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// The database to use: `DATABASE_URL`, or the embedded cluster (started or reused) with its
+/// `usersvc` database. The cluster handle, when there is one, must be stopped on exit.
+pub async fn open(
+    args: &crate::config::DbArgs,
+) -> anyhow::Result<(String, Option<embedded::EmbeddedPostgres>)> {
+    if let Some(url) = &args.database_url {
+        return Ok((url.clone(), None));
+    }
+    let pg = embedded::EmbeddedPostgres::start(embedded::EmbeddedOptions {
+        root: args.data_dir_abs().join("postgres"),
+        ephemeral: false,
+    })
+    .await?;
+    if let Err(e) = ensure_database(&pg.url("postgres"), "usersvc").await {
+        let _ = pg.stop().await;
+        return Err(e);
+    }
+    Ok((pg.url("usersvc"), Some(pg)))
+}

@@ -1,0 +1,136 @@
+//! Row types: what a query reads (`Profile`, `Identity`, …) and what an insert writes
+//! (`NewProfile`, …). The identity read model has no password hash field at all — it selects
+//! only whether one exists — so a hash cannot leak through a type that was never loaded.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use uuid::Uuid;
+
+use super::schema::{apps, audit_events, identities, profiles};
+
+/// A tenant and its settings.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = apps, check_for_backend(diesel::pg::Pg))]
+pub struct App {
+    pub app_id: String,
+    pub name: String,
+    pub parent_app_id: Option<String>,
+    pub password_min_length: i32,
+    pub password_max_length: i32,
+    pub password_min_digits: i32,
+    pub password_min_uppercase: i32,
+    pub password_min_lowercase: i32,
+    pub password_min_symbols: i32,
+    pub reset_ttl_minutes: i32,
+    pub reset_mails_per_hour: i32,
+    pub mail_from: Option<String>,
+    pub external_auth_types: Vec<Option<String>>,
+    pub public_url: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A new tenant; settings take their column defaults.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = apps)]
+pub struct NewApp<'a> {
+    pub app_id: &'a str,
+    pub name: &'a str,
+    pub parent_app_id: Option<&'a str>,
+}
+
+/// A user of an app.
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = profiles, check_for_backend(diesel::pg::Pg))]
+pub struct Profile {
+    pub app_id: String,
+    pub profile_id: Uuid,
+    pub user_name: Option<String>,
+    pub contact_email: Option<String>,
+    pub country_code: Option<String>,
+    pub language_code: Option<String>,
+    pub time_zone_offset: Option<f64>,
+    pub picture_url: Option<String>,
+    pub is_tester: bool,
+    pub summary_friend_data: Option<serde_json::Value>,
+    pub parent_app_id: Option<String>,
+    pub parent_profile_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+/// A profile to insert.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = profiles)]
+pub struct NewProfile<'a> {
+    pub app_id: &'a str,
+    pub profile_id: Uuid,
+    pub user_name: Option<&'a str>,
+    pub contact_email: Option<&'a str>,
+    pub country_code: Option<&'a str>,
+    pub language_code: Option<&'a str>,
+    pub time_zone_offset: Option<f64>,
+    pub picture_url: Option<&'a str>,
+    pub is_tester: bool,
+    pub summary_friend_data: Option<&'a serde_json::Value>,
+    pub parent_app_id: Option<&'a str>,
+    pub parent_profile_id: Option<Uuid>,
+}
+
+/// How a profile logs in, without its secret.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = identities, check_for_backend(diesel::pg::Pg))]
+pub struct Identity {
+    pub app_id: String,
+    pub profile_id: Uuid,
+    /// `EMAIL`, `UNIVERSAL_ID` or `EXTERNAL`.
+    pub kind: String,
+    /// Empty unless `kind` is `EXTERNAL`.
+    pub external_auth_type: String,
+    pub external_id: String,
+    #[diesel(
+        select_expression = identities::password_hash.is_not_null(),
+        select_expression_type = diesel::dsl::IsNotNull<identities::password_hash>
+    )]
+    pub has_password: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An identity to insert.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = identities)]
+pub struct NewIdentity<'a> {
+    pub app_id: &'a str,
+    pub profile_id: Uuid,
+    pub kind: &'a str,
+    pub external_auth_type: &'a str,
+    pub external_id: &'a str,
+    pub password_hash: Option<&'a str>,
+}
+
+/// One entry of the audit trail.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
+pub struct AuditEvent {
+    pub app_id: String,
+    pub event_id: i64,
+    pub profile_id: Option<Uuid>,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub operation: String,
+    pub details: Option<serde_json::Value>,
+    pub request_id: Option<String>,
+}
+
+/// An audit entry to insert; `at` is the transaction's time.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct NewAuditEvent<'a> {
+    pub app_id: &'a str,
+    pub profile_id: Option<Uuid>,
+    pub actor: &'a str,
+    pub operation: &'a str,
+    pub details: Option<serde_json::Value>,
+    pub request_id: Option<&'a str>,
+}

@@ -1,0 +1,197 @@
+//! The service layer's one error type, and the one place where it becomes a client error.
+//!
+//! [`AppError`]'s variants are the contract's error codes. It deliberately does **not**
+//! implement `Display`: async-graphql converts any `Display` type into an error carrying its
+//! text and no code, so a `?` on a type with `Display` could put a database message in front
+//! of a client. Without it, the only way to a GraphQL error is the `From` impl below, which
+//! sets `extensions.code` and `reasonCode` and logs unexpected failures with the request id
+//! instead of showing them.
+
+use std::fmt;
+
+use async_graphql::ErrorExtensions;
+
+tokio::task_local! {
+    /// The id of the HTTP request being served, for logs and for internal errors.
+    pub static REQUEST_ID: String;
+}
+
+/// The request id of the current task, when it serves an HTTP request.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+/// Everything a service can answer instead of a result.
+pub enum AppError {
+    /// A malformed argument: lengths, ranges, formats (`BAD_USER_INPUT`, 40660).
+    BadUserInput(String),
+    /// An email argument that is not an address; names the argument (`EMAIL_NOT_VALID`, 40221).
+    EmailNotValid(&'static str),
+    /// The identity already exists in this app (`USER_ALREADY_EXISTS`, 40683).
+    UserAlreadyExists,
+    /// The externalAuthType is not allowed by the app's settings (`INVALID_EXT_AUTH_TYPE`, 40684).
+    InvalidExtAuthType(String),
+    /// No such profile in the caller's app (`PROFILE_NOT_FOUND`, 40446).
+    ProfileNotFound,
+    /// The profile has no identity of the needed kind (`MISSING_IDENTITY_ERROR`, 40206).
+    MissingIdentity(&'static str),
+    /// The password breaks the app's policy; the text names the rule (`INVALID_PASSWORD_CONTENT`, 550022).
+    InvalidPasswordContent(String),
+    /// Unknown email template id (`INVALID_TEMPLATE_ID`, 40375).
+    InvalidTemplateId(String),
+    /// parentProfileId does not name a profile of the parent app (`APP_PARENT_MISMATCH`, 40378).
+    AppParentMismatch(&'static str),
+    /// A cursor this server did not make for this app, filter and order (`INVALID_CURSOR`, 40383).
+    InvalidCursor,
+    /// The caller may not do this: a missing scope, or a token for an app that does not
+    /// exist (`FORBIDDEN`). The text says which.
+    Forbidden(String),
+    /// A dependency (the database) is down or saturated; retrying later may work.
+    Unavailable(Box<dyn std::error::Error + Send + Sync>),
+    /// Anything unexpected. The cause is logged, never shown.
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl AppError {
+    /// An unexpected failure with a cause for the log.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        AppError::Internal(cause.into())
+    }
+
+    /// A malformed argument.
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        AppError::BadUserInput(message.into())
+    }
+
+    /// The contract's `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadUserInput(_) => "BAD_USER_INPUT",
+            AppError::EmailNotValid(_) => "EMAIL_NOT_VALID",
+            AppError::UserAlreadyExists => "USER_ALREADY_EXISTS",
+            AppError::InvalidExtAuthType(_) => "INVALID_EXT_AUTH_TYPE",
+            AppError::ProfileNotFound => "PROFILE_NOT_FOUND",
+            AppError::MissingIdentity(_) => "MISSING_IDENTITY_ERROR",
+            AppError::InvalidPasswordContent(_) => "INVALID_PASSWORD_CONTENT",
+            AppError::InvalidTemplateId(_) => "INVALID_TEMPLATE_ID",
+            AppError::AppParentMismatch(_) => "APP_PARENT_MISMATCH",
+            AppError::InvalidCursor => "INVALID_CURSOR",
+            AppError::Forbidden(_) => "FORBIDDEN",
+            AppError::Unavailable(_) | AppError::Internal(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    /// brainCloud's reason code, where it has one.
+    pub fn reason_code(&self) -> Option<i32> {
+        Some(match self {
+            AppError::BadUserInput(_) => 40660,
+            AppError::EmailNotValid(_) => 40221,
+            AppError::UserAlreadyExists => 40683,
+            AppError::InvalidExtAuthType(_) => 40684,
+            AppError::ProfileNotFound => 40446,
+            AppError::MissingIdentity(_) => 40206,
+            AppError::InvalidPasswordContent(_) => 550022,
+            AppError::InvalidTemplateId(_) => 40375,
+            AppError::AppParentMismatch(_) => 40378,
+            AppError::InvalidCursor => 40383,
+            AppError::Forbidden(_) | AppError::Unavailable(_) | AppError::Internal(_) => {
+                return None;
+            }
+        })
+    }
+
+    /// The message a person reads. Never contains a cause's text.
+    pub fn message(&self) -> String {
+        match self {
+            AppError::BadUserInput(m) => m.clone(),
+            AppError::EmailNotValid(field) => format!("{field} is not a valid email address"),
+            AppError::UserAlreadyExists => {
+                "a user with this identity already exists in this app".into()
+            }
+            AppError::InvalidExtAuthType(t) => {
+                format!("externalAuthType \"{t}\" is not allowed for this app")
+            }
+            AppError::ProfileNotFound => "no such profile in this app".into(),
+            AppError::MissingIdentity(kind) => format!("the profile has no {kind} identity"),
+            AppError::InvalidPasswordContent(rule) => format!("invalid password: {rule}"),
+            AppError::InvalidTemplateId(id) => format!("no email template \"{id}\" in this app"),
+            AppError::AppParentMismatch(why) => why.to_string(),
+            AppError::InvalidCursor => {
+                "the cursor was not made by this server for this app, filter and order".into()
+            }
+            AppError::Forbidden(why) => why.clone(),
+            AppError::Unavailable(_) => {
+                "the service is temporarily unavailable; retry later".into()
+            }
+            AppError::Internal(_) => "internal server error".into(),
+        }
+    }
+}
+
+impl fmt::Debug for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppError::Unavailable(cause) => write!(f, "Unavailable({cause})"),
+            AppError::Internal(cause) => write!(f, "Internal({cause})"),
+            other => write!(f, "{}({})", other.code(), other.message()),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            Error::DatabaseError(
+                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                _,
+            ) => AppError::Unavailable(Box::new(e)),
+            // statement_timeout and lock_timeout cancel the statement; the caller may retry.
+            Error::DatabaseError(_, ref info)
+                if info.message().starts_with("canceling statement due to") =>
+            {
+                AppError::Unavailable(Box::new(e))
+            }
+            e => AppError::Internal(Box::new(e)),
+        }
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for AppError {
+    fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        AppError::Unavailable(Box::new(e))
+    }
+}
+
+impl From<AppError> for async_graphql::Error {
+    fn from(e: AppError) -> Self {
+        let request_id = current_request_id();
+        if let AppError::Internal(cause) | AppError::Unavailable(cause) = &e {
+            tracing::error!(
+                request_id = request_id.as_deref().unwrap_or("-"),
+                error = %cause,
+                kind = e.code(),
+                "request failed"
+            );
+        }
+        let code = e.code();
+        let reason = e.reason_code();
+        let retryable = matches!(e, AppError::Unavailable(_));
+        let internal = matches!(e, AppError::Internal(_) | AppError::Unavailable(_));
+        async_graphql::Error::new(e.message()).extend_with(move |_, ext| {
+            ext.set("code", code);
+            if let Some(reason) = reason {
+                ext.set("reasonCode", reason);
+            }
+            if internal && let Some(id) = &request_id {
+                ext.set("requestId", id.as_str());
+            }
+            if retryable {
+                ext.set("retryable", true);
+            }
+        })
+    }
+}
+
+/// The service layer's result.
+pub type AppResult<T> = Result<T, AppError>;

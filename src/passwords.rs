@@ -1,0 +1,244 @@
+//! Passwords: the app's policy, argon2id hashing off the async runtime, and random secrets.
+//!
+//! Hashing costs about 19 MiB and tens of milliseconds of one core, so it runs on tokio's
+//! blocking pool behind a semaphore sized to the cores: memory has a known ceiling, and a
+//! burst of creates queues for the hasher instead of starving the threads that serve reads.
+//! Callers must not hold a database connection while they wait here.
+
+use std::sync::Arc;
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::TryRng;
+use tokio::sync::Semaphore;
+
+use crate::db::models::App;
+use crate::error::{AppError, AppResult};
+
+/// Longest password accepted, in bytes, checked before any policy or hash work (a policy's
+/// maximum is in characters and at most 1024 of them).
+pub const MAX_PASSWORD_BYTES: usize = 4096;
+
+/// argon2id with OWASP's parameters: m = 19456 KiB, t = 2, p = 1.
+pub fn argon2id() -> Argon2<'static> {
+    let params = Params::new(19_456, 2, 1, None).expect("constant argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// An app's password rules. Lengths count Unicode characters, not bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub min_length: usize,
+    pub max_length: usize,
+    pub min_digits: usize,
+    pub min_uppercase: usize,
+    pub min_lowercase: usize,
+    pub min_symbols: usize,
+}
+
+impl Default for Policy {
+    /// NIST SP 800-63B: 8 to 128 characters, no composition rules.
+    fn default() -> Self {
+        Policy {
+            min_length: 8,
+            max_length: 128,
+            min_digits: 0,
+            min_uppercase: 0,
+            min_lowercase: 0,
+            min_symbols: 0,
+        }
+    }
+}
+
+fn count(n: i32) -> usize {
+    usize::try_from(n).unwrap_or(0)
+}
+
+fn plural(n: usize, one: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {one}s")
+    }
+}
+
+impl Policy {
+    /// The policy stored with an app.
+    pub fn of(app: &App) -> Self {
+        Policy {
+            min_length: count(app.password_min_length),
+            max_length: count(app.password_max_length),
+            min_digits: count(app.password_min_digits),
+            min_uppercase: count(app.password_min_uppercase),
+            min_lowercase: count(app.password_min_lowercase),
+            min_symbols: count(app.password_min_symbols),
+        }
+    }
+
+    /// The rules in words, one per line, for people choosing a password.
+    pub fn describe(&self) -> Vec<String> {
+        let mut rules = vec![format!(
+            "between {} and {} characters",
+            self.min_length, self.max_length
+        )];
+        let extra = [
+            (self.min_digits, "digit"),
+            (self.min_uppercase, "uppercase letter"),
+            (self.min_lowercase, "lowercase letter"),
+            (self.min_symbols, "symbol"),
+        ];
+        for (n, what) in extra {
+            if n > 0 {
+                rules.push(format!("at least {}", plural(n, what)));
+            }
+        }
+        rules
+    }
+
+    /// Checks a password; the error names the first rule it breaks.
+    pub fn check(&self, password: &str) -> Result<(), String> {
+        if password.len() > MAX_PASSWORD_BYTES {
+            return Err(format!(
+                "must be at most {} characters long",
+                self.max_length
+            ));
+        }
+        let chars = password.chars().count();
+        if chars < self.min_length {
+            return Err(format!(
+                "must be at least {} long",
+                plural(self.min_length, "character")
+            ));
+        }
+        if chars > self.max_length {
+            return Err(format!(
+                "must be at most {} long",
+                plural(self.max_length, "character")
+            ));
+        }
+        let digits = password.chars().filter(|c| c.is_numeric()).count();
+        let upper = password.chars().filter(|c| c.is_uppercase()).count();
+        let lower = password.chars().filter(|c| c.is_lowercase()).count();
+        let symbols = password
+            .chars()
+            .filter(|c| !c.is_alphanumeric() && !c.is_whitespace())
+            .count();
+        let rules = [
+            (digits, self.min_digits, "digit"),
+            (upper, self.min_uppercase, "uppercase letter"),
+            (lower, self.min_lowercase, "lowercase letter"),
+            (symbols, self.min_symbols, "symbol"),
+        ];
+        for (have, need, what) in rules {
+            if have < need {
+                return Err(format!("must contain at least {}", plural(need, what)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Hashes passwords on the blocking pool, at most `concurrency` at a time.
+#[derive(Clone)]
+pub struct Hasher {
+    permits: Arc<Semaphore>,
+}
+
+impl Hasher {
+    /// A hasher running at most `concurrency` hashes at once (at least one).
+    pub fn new(concurrency: usize) -> Self {
+        Hasher {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+        }
+    }
+
+    /// The argon2id PHC string of a password, with a fresh random salt.
+    pub async fn hash(&self, password: String) -> AppResult<String> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| AppError::internal("password hasher closed"))?;
+        tokio::task::spawn_blocking(move || {
+            argon2id()
+                .hash_password(password.as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| AppError::internal(format!("argon2: {e}")))
+        })
+        .await
+        .map_err(|e| AppError::internal(format!("hash task: {e}")))?
+    }
+}
+
+/// `n` bytes from the operating system's CSPRNG.
+pub fn random_bytes(n: usize) -> AppResult<Vec<u8>> {
+    let mut buf = vec![0u8; n];
+    rand::rngs::SysRng
+        .try_fill_bytes(&mut buf)
+        .map_err(|e| AppError::internal(format!("OS random source: {e}")))?;
+    Ok(buf)
+}
+
+/// A random secret of `n` bytes, base64url without padding.
+pub fn random_secret(n: usize) -> AppResult<String> {
+    Ok(URL_SAFE_NO_PAD.encode(random_bytes(n)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_counts_characters_not_bytes() {
+        let p = Policy::default();
+        assert!(p.check("ééééééé").is_err(), "7 characters");
+        assert!(p.check("éééééééé").is_ok(), "8 characters, 16 bytes");
+        assert!(p.check(&"x".repeat(128)).is_ok());
+        let long = p.check(&"x".repeat(129)).unwrap_err();
+        assert!(long.contains("at most 128"), "{long}");
+    }
+
+    #[test]
+    fn composition_rules_name_the_rule() {
+        let p = Policy {
+            min_digits: 2,
+            min_uppercase: 1,
+            min_symbols: 1,
+            ..Policy::default()
+        };
+        assert_eq!(
+            p.check("abcdefgh1").unwrap_err(),
+            "must contain at least 2 digits"
+        );
+        assert_eq!(
+            p.check("abcdefgh12").unwrap_err(),
+            "must contain at least 1 uppercase letter"
+        );
+        assert_eq!(
+            p.check("Abcdefgh12").unwrap_err(),
+            "must contain at least 1 symbol"
+        );
+        assert!(p.check("Abcdefgh12!").is_ok());
+    }
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_with_owasp_parameters() {
+        let phc = Hasher::new(1).hash("correct horse".into()).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        let again = Hasher::new(1).hash("correct horse".into()).await.unwrap();
+        assert_ne!(phc, again, "each hash has its own salt");
+    }
+
+    #[test]
+    fn random_secrets_are_long_and_distinct() {
+        let a = random_secret(32).unwrap();
+        let b = random_secret(32).unwrap();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
+        assert!(
+            a.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+    }
+}
