@@ -1,0 +1,248 @@
+//! Apps (tenants): creation with a parent of at most five levels, and their settings.
+//! The CLI is the only way in; no GraphQL field touches another app.
+
+use crate::db::models::{App, NewApp};
+use crate::db::{self, Conn};
+use crate::users::normalise;
+
+/// Deepest chain of apps, the root included (brainCloud allows five levels).
+pub const MAX_LEVELS: usize = 5;
+
+/// The keys `usersvc app set` understands, with what each takes.
+pub const SETTINGS: &[(&str, &str)] = &[
+    ("name", "display name, 1 to 200 characters"),
+    ("password.min_length", "characters, 1..=1024 (default 8)"),
+    (
+        "password.max_length",
+        "characters, min_length..=1024 (default 128)",
+    ),
+    ("password.min_digits", "count, 0.. (default 0)"),
+    ("password.min_uppercase", "count, 0.. (default 0)"),
+    ("password.min_lowercase", "count, 0.. (default 0)"),
+    ("password.min_symbols", "count, 0.. (default 0)"),
+    (
+        "reset.ttl_minutes",
+        "default reset link lifetime, 1..=43200 (default 60)",
+    ),
+    (
+        "reset.mails_per_hour",
+        "reset mails per profile per hour, 0..=1000 (default 5)",
+    ),
+    (
+        "mail.from",
+        "sender, e.g. 'Game <no-reply@example.com>'; empty: the server default",
+    ),
+    (
+        "external_auth_types",
+        "comma list of allowed externalAuthType values; empty: any",
+    ),
+    (
+        "public_url",
+        "base of links in mail, http(s)://…; empty: the server default",
+    ),
+];
+
+/// Creates an app under an optional parent.
+pub async fn create(
+    conn: &mut Conn,
+    id: &str,
+    name: &str,
+    parent: Option<&str>,
+) -> anyhow::Result<App> {
+    if !valid_id(id) {
+        anyhow::bail!("an app id is 1 to 64 letters, digits, '.', '_' or '-'");
+    }
+    check_name(name)?;
+    if db::apps::find(conn, id).await?.is_some() {
+        anyhow::bail!("app {id} already exists");
+    }
+    if let Some(parent) = parent {
+        let levels = ancestry(conn, parent).await?.len();
+        if levels >= MAX_LEVELS {
+            anyhow::bail!(
+                "app {parent} is already {levels} levels deep; at most {MAX_LEVELS} levels are allowed"
+            );
+        }
+    }
+    Ok(db::apps::insert(
+        conn,
+        &NewApp {
+            app_id: id,
+            name,
+            parent_app_id: parent,
+        },
+    )
+    .await?)
+}
+
+/// An app and its ancestors, the app first. Fails when `id` does not exist.
+pub async fn ancestry(conn: &mut Conn, id: &str) -> anyhow::Result<Vec<App>> {
+    let mut chain = Vec::new();
+    let mut next = Some(id.to_owned());
+    while let Some(current) = next {
+        let app = db::apps::find(conn, &current)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no app {current}"))?;
+        next = app.parent_app_id.clone();
+        chain.push(app);
+        if chain.len() > MAX_LEVELS {
+            break;
+        }
+    }
+    Ok(chain)
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn check_name(name: &str) -> anyhow::Result<()> {
+    let n = name.chars().count();
+    if n == 0 || n > 200 || name.chars().any(normalise::is_invisible) {
+        anyhow::bail!("an app name is 1 to 200 visible characters");
+    }
+    Ok(())
+}
+
+fn int(value: &str, key: &str, range: std::ops::RangeInclusive<i32>) -> anyhow::Result<i32> {
+    let n: i32 = value
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{key} takes a whole number"))?;
+    if !range.contains(&n) {
+        anyhow::bail!("{key} must be within {}..={}", range.start(), range.end());
+    }
+    Ok(n)
+}
+
+fn optional(value: &str) -> Option<String> {
+    let v = value.trim();
+    (!v.is_empty()).then(|| v.to_owned())
+}
+
+/// Changes one setting (see [`SETTINGS`]) and stores it.
+pub async fn set(conn: &mut Conn, id: &str, key: &str, value: &str) -> anyhow::Result<App> {
+    let mut app = db::apps::find(conn, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no app {id}"))?;
+    match key {
+        "name" => {
+            check_name(value)?;
+            app.name = value.to_owned();
+        }
+        "password.min_length" => app.password_min_length = int(value, key, 1..=1024)?,
+        "password.max_length" => app.password_max_length = int(value, key, 1..=1024)?,
+        "password.min_digits" => app.password_min_digits = int(value, key, 0..=1024)?,
+        "password.min_uppercase" => app.password_min_uppercase = int(value, key, 0..=1024)?,
+        "password.min_lowercase" => app.password_min_lowercase = int(value, key, 0..=1024)?,
+        "password.min_symbols" => app.password_min_symbols = int(value, key, 0..=1024)?,
+        "reset.ttl_minutes" => app.reset_ttl_minutes = int(value, key, 1..=43200)?,
+        "reset.mails_per_hour" => app.reset_mails_per_hour = int(value, key, 0..=1000)?,
+        "mail.from" => {
+            if value.chars().any(normalise::is_invisible) || value.len() > 320 {
+                anyhow::bail!("mail.from must be one line of at most 320 characters");
+            }
+            app.mail_from = optional(value);
+        }
+        "external_auth_types" => {
+            let mut types = Vec::new();
+            for t in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                let t = normalise::external_auth_type(t)
+                    .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+                types.push(Some(t));
+            }
+            app.external_auth_types = types;
+        }
+        "public_url" => {
+            let v = optional(value);
+            if let Some(url) = &v
+                && (!(url.starts_with("http://") || url.starts_with("https://"))
+                    || url
+                        .chars()
+                        .any(|c| c.is_whitespace() || normalise::is_invisible(c)))
+            {
+                anyhow::bail!("public_url must be an http:// or https:// URL");
+            }
+            app.public_url = v.map(|u| u.trim_end_matches('/').to_owned());
+        }
+        other => {
+            let keys: Vec<&str> = SETTINGS.iter().map(|(k, _)| *k).collect();
+            anyhow::bail!("unknown setting {other}; known: {}", keys.join(", "));
+        }
+    }
+    let min_total = app.password_min_digits
+        + app.password_min_uppercase
+        + app.password_min_lowercase
+        + app.password_min_symbols;
+    if app.password_max_length < app.password_min_length || app.password_max_length < min_total {
+        anyhow::bail!(
+            "password.max_length ({}) must be at least password.min_length ({}) and the sum of the minimum counts ({min_total})",
+            app.password_max_length,
+            app.password_min_length
+        );
+    }
+    Ok(db::apps::update_settings(conn, &app).await?)
+}
+
+/// The settings of an app as `key = value` lines, in [`SETTINGS`] order.
+pub fn describe(app: &App) -> Vec<(String, String)> {
+    let types: Vec<&str> = app
+        .external_auth_types
+        .iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    vec![
+        ("id".into(), app.app_id.clone()),
+        (
+            "parent".into(),
+            app.parent_app_id.clone().unwrap_or_default(),
+        ),
+        ("name".into(), app.name.clone()),
+        (
+            "password.min_length".into(),
+            app.password_min_length.to_string(),
+        ),
+        (
+            "password.max_length".into(),
+            app.password_max_length.to_string(),
+        ),
+        (
+            "password.min_digits".into(),
+            app.password_min_digits.to_string(),
+        ),
+        (
+            "password.min_uppercase".into(),
+            app.password_min_uppercase.to_string(),
+        ),
+        (
+            "password.min_lowercase".into(),
+            app.password_min_lowercase.to_string(),
+        ),
+        (
+            "password.min_symbols".into(),
+            app.password_min_symbols.to_string(),
+        ),
+        (
+            "reset.ttl_minutes".into(),
+            app.reset_ttl_minutes.to_string(),
+        ),
+        (
+            "reset.mails_per_hour".into(),
+            app.reset_mails_per_hour.to_string(),
+        ),
+        (
+            "mail.from".into(),
+            app.mail_from.clone().unwrap_or_default(),
+        ),
+        ("external_auth_types".into(), types.join(",")),
+        (
+            "public_url".into(),
+            app.public_url.clone().unwrap_or_default(),
+        ),
+    ]
+}

@@ -1,0 +1,184 @@
+//! Reading users: SysGetUserInfo, lookup by identity, SysGetUserExport.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde_json::{Value, json};
+
+use super::{IdentityKind, normalise, parse_profile_id};
+use crate::auth::Caller;
+use crate::db::models::{AuditEvent, Identity, Profile};
+use crate::db::schema::{identities, profiles};
+use crate::db::{self, Db};
+use crate::error::{AppError, AppResult};
+
+/// A profile, with its identities when they were asked for.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub profile: Profile,
+    pub identities: Option<Vec<Identity>>,
+}
+
+/// One profile of the caller's app, or `None`. With `with_identities`, profile and identities
+/// come back from one query (a left join), so the common `userInfo { identities }` costs one
+/// round trip.
+pub async fn user_info(
+    db: &Db,
+    caller: &Caller,
+    profile_id: &str,
+    with_identities: bool,
+) -> AppResult<Option<Found>> {
+    let id = parse_profile_id(profile_id, "profileId")?;
+    let mut conn = db.conn().await?;
+    if !with_identities {
+        let profile = db::profiles::find(&mut conn, &caller.app_id, id).await?;
+        return Ok(profile.map(|profile| Found {
+            profile,
+            identities: None,
+        }));
+    }
+    let rows: Vec<(Profile, Option<Identity>)> = profiles::table
+        .left_join(
+            identities::table.on(identities::app_id
+                .eq(profiles::app_id)
+                .and(identities::profile_id.eq(profiles::profile_id))),
+        )
+        .filter(profiles::app_id.eq(&caller.app_id))
+        .filter(profiles::profile_id.eq(id))
+        .order((identities::kind.asc(), identities::external_auth_type.asc()))
+        .select((Profile::as_select(), Option::<Identity>::as_select()))
+        .load(&mut conn)
+        .await?;
+    let mut rows = rows.into_iter();
+    let Some((profile, first)) = rows.next() else {
+        return Ok(None);
+    };
+    let identities = first
+        .into_iter()
+        .chain(rows.filter_map(|(_, i)| i))
+        .collect();
+    Ok(Some(Found {
+        profile,
+        identities: Some(identities),
+    }))
+}
+
+/// The profile of the caller's app that owns an identity, or `None`.
+pub async fn user_by_identity(
+    db: &Db,
+    caller: &Caller,
+    kind: IdentityKind,
+    external_id: &str,
+    external_auth_type: Option<&str>,
+) -> AppResult<Option<Profile>> {
+    let (key, auth_type) = match (kind, external_auth_type) {
+        (IdentityKind::External, Some(t)) => (
+            normalise::external_id(external_id)?,
+            normalise::external_auth_type(t)?,
+        ),
+        (IdentityKind::External, None) => {
+            return Err(AppError::bad_input(
+                "externalAuthType is required for EXTERNAL identities",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(AppError::bad_input(
+                "externalAuthType is only for EXTERNAL identities",
+            ));
+        }
+        (IdentityKind::Email, None) => (normalise::email_key(external_id)?, String::new()),
+        (IdentityKind::UniversalId, None) => (normalise::universal_id(external_id)?, String::new()),
+    };
+    let mut conn = db.conn().await?;
+    let Some(owner) =
+        db::identities::find_owner(&mut conn, &caller.app_id, kind.as_str(), &auth_type, &key)
+            .await?
+    else {
+        return Ok(None);
+    };
+    Ok(db::profiles::find(&mut conn, &caller.app_id, owner).await?)
+}
+
+/// Everything usersvc holds about a profile, without secrets.
+#[derive(Debug, Clone)]
+pub struct Export {
+    pub exported_at: DateTime<Utc>,
+    pub profile: Profile,
+    pub identities: Vec<Identity>,
+    pub children: Vec<Profile>,
+    pub audit_events: Vec<AuditEvent>,
+}
+
+/// SysGetUserExport: `PROFILE_NOT_FOUND` when the profile is not in the caller's app.
+pub async fn export(db: &Db, caller: &Caller, profile_id: &str) -> AppResult<Export> {
+    let id = parse_profile_id(profile_id, "profileId")?;
+    let mut conn = db.conn().await?;
+    let profile = db::profiles::find(&mut conn, &caller.app_id, id)
+        .await?
+        .ok_or(AppError::ProfileNotFound)?;
+    let identities = db::identities::for_profile(&mut conn, &caller.app_id, id).await?;
+    let children = db::profiles::children_of(&mut conn, &[(caller.app_id.clone(), id)]).await?;
+    let audit_events = db::audit::for_profile(&mut conn, &caller.app_id, id).await?;
+    tracing::info!(app_id = %caller.app_id, profile_id = %id, actor = %caller.actor, "exported user");
+    Ok(Export {
+        exported_at: Utc::now(),
+        profile,
+        identities,
+        children,
+        audit_events,
+    })
+}
+
+/// A profile as export JSON (the same names as the GraphQL `User` type).
+pub fn profile_json(p: &Profile) -> Value {
+    json!({
+        "profileId": p.profile_id,
+        "appId": p.app_id,
+        "userName": p.user_name,
+        "contactEmail": p.contact_email,
+        "countryCode": p.country_code,
+        "languageCode": p.language_code,
+        "timeZoneOffset": p.time_zone_offset,
+        "pictureUrl": p.picture_url,
+        "isTester": p.is_tester,
+        "summaryFriendData": p.summary_friend_data,
+        "parentProfileId": p.parent_profile_id,
+        "createdAt": p.created_at,
+        "updatedAt": p.updated_at,
+        "lastLoginAt": p.last_login_at,
+    })
+}
+
+/// An identity as export JSON. There is no hash to leave out: the read model has none.
+pub fn identity_json(i: &Identity) -> Value {
+    json!({
+        "type": i.kind,
+        "externalId": i.external_id,
+        "externalAuthType": (!i.external_auth_type.is_empty()).then_some(&i.external_auth_type),
+        "hasPassword": i.has_password,
+        "createdAt": i.created_at,
+    })
+}
+
+impl Export {
+    /// The whole export as one JSON document.
+    pub fn document(&self) -> Value {
+        let mut profile = profile_json(&self.profile);
+        profile["identities"] = self.identities.iter().map(identity_json).collect();
+        json!({
+            "profileId": self.profile.profile_id,
+            "appId": self.profile.app_id,
+            "exportedAt": self.exported_at,
+            "profile": profile,
+            "credentials": self.identities.iter().map(identity_json).collect::<Vec<_>>(),
+            "children": self.children.iter().map(profile_json).collect::<Vec<_>>(),
+            "auditEvents": self.audit_events.iter().map(|e| json!({
+                "id": e.event_id.to_string(),
+                "at": e.at,
+                "actor": e.actor,
+                "operation": e.operation,
+                "details": e.details,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
