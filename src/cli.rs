@@ -1,0 +1,335 @@
+//! The command line: `serve` (the default), `migrate`, `schema`, `app`, `token`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::apps;
+use crate::auth::jwt::{MintRequest, Verifier, mint_hs256};
+use crate::auth::scopes;
+use crate::config::{DbArgs, JwtArgs, ServeArgs, load_or_create_dev_key, parse_duration_secs};
+use crate::db::embedded::EmbeddedPostgres;
+use crate::telemetry::{self, LogFormat};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "usersvc",
+    version,
+    about = "Admin GraphQL API for the users of applications"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Log format.
+    #[arg(long, env = "USERSVC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+}
+
+/// Plain `usersvc`: `serve` with its settings from the environment.
+#[derive(Parser, Debug)]
+struct ServeOnly {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the server (what plain `usersvc` does).
+    Serve(Box<ServeArgs>),
+    /// Apply database migrations and exit.
+    Migrate(DbArgs),
+    /// Print the GraphQL SDL.
+    Schema,
+    /// Manage apps (tenants) and their settings.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Mint a token with the configured HS256 key (or the development key).
+    Token(TokenArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum AppCommand {
+    /// Create an app.
+    Create {
+        /// The app id (brainCloud appId): 1 to 64 letters, digits, '.', '_' or '-'.
+        #[arg(long)]
+        id: String,
+        /// A display name.
+        #[arg(long)]
+        name: String,
+        /// The parent app (shared accounts), at most five levels deep.
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// List apps.
+    List,
+    /// Show an app's settings.
+    Show {
+        /// The app id.
+        id: String,
+    },
+    /// Change a setting (run `usersvc app set --help` for the keys).
+    #[command(after_help = settings_help())]
+    Set {
+        /// The app id.
+        id: String,
+        /// The setting.
+        key: String,
+        /// The new value.
+        value: String,
+    },
+}
+
+fn settings_help() -> String {
+    let mut s = String::from("Settings:\n");
+    for (k, what) in apps::SETTINGS {
+        s.push_str(&format!("  {k:<26} {what}\n"));
+    }
+    s
+}
+
+#[derive(clap::Args, Debug)]
+struct TokenArgs {
+    /// The app (tenant) the token acts for.
+    #[arg(long)]
+    app: String,
+    /// A scope; repeat for several (default: cloudcode:users:*).
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// Lifetime: 90s, 15m, 1h, 7d.
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+    /// The caller's name, written to the audit log.
+    #[arg(long, default_value = "cli")]
+    sub: String,
+    #[command(flatten)]
+    jwt: JwtArgs,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+/// Runs the command line; the exit code says whether it worked.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("usersvc: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Serve(Box::new(ServeOnly::parse_from(["usersvc"]).args)));
+    match runtime.block_on(run(command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("usersvc: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(args) => serve(*args).await,
+        Command::Migrate(db) => {
+            let (url, pg) = crate::db::open(&db).await?;
+            let result = crate::db::run_migrations(&url).await;
+            stop(pg).await;
+            let applied = result?;
+            if applied.is_empty() {
+                println!("migrations: up to date");
+            } else {
+                println!("migrations: applied {}", applied.join(", "));
+            }
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", crate::graphql::sdl());
+            Ok(())
+        }
+        Command::App { command, db } => {
+            let (url, pg) = crate::db::open(&db).await?;
+            let result = async {
+                crate::db::run_migrations(&url).await?;
+                app_command(command, &url).await
+            }
+            .await;
+            stop(pg).await;
+            result
+        }
+        Command::Token(args) => token(args),
+    }
+}
+
+async fn stop(pg: Option<EmbeddedPostgres>) {
+    if let Some(pg) = pg
+        && let Err(e) = pg.stop().await
+    {
+        eprintln!("usersvc: stopping the embedded PostgreSQL: {e}");
+    }
+}
+
+async fn app_command(command: AppCommand, url: &str) -> anyhow::Result<()> {
+    let db = crate::db::Db::new(&crate::db::DbSettings {
+        url: url.to_owned(),
+        max_size: 1,
+        acquire_timeout: std::time::Duration::from_secs(10),
+        statement_timeout: std::time::Duration::from_secs(30),
+    })?;
+    let mut conn = db.conn().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    match command {
+        AppCommand::Create { id, name, parent } => {
+            let app = apps::create(&mut conn, &id, &name, parent.as_deref()).await?;
+            println!("created app {}", app.app_id);
+        }
+        AppCommand::List => {
+            for app in crate::db::apps::list(&mut conn).await? {
+                let parent = app
+                    .parent_app_id
+                    .map(|p| format!(" (child of {p})"))
+                    .unwrap_or_default();
+                println!("{}\t{}{}", app.app_id, app.name, parent);
+            }
+        }
+        AppCommand::Show { id } => {
+            let app = crate::db::apps::find(&mut conn, &id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no app {id}"))?;
+            for (k, v) in apps::describe(&app) {
+                println!("{k} = {v}");
+            }
+        }
+        AppCommand::Set { id, key, value } => {
+            let app = apps::set(&mut conn, &id, &key, &value).await?;
+            let shown = apps::describe(&app).into_iter().find(|(k, _)| *k == key);
+            if let Some((k, v)) = shown {
+                println!("{} {k} = {v}", app.app_id);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn token(args: TokenArgs) -> anyhow::Result<()> {
+    let secret = match &args.jwt.jwt_secret {
+        Some(s) => s.clone(),
+        None => std::fs::read_to_string(args.db.dev_key_path())
+            .map(|s| s.trim().to_owned())
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "no HS256 key: set USERSVC_JWT_SECRET, or run `usersvc serve` once with the embedded database to make a development key"
+                )
+            })?,
+    };
+    let scopes = if args.scopes.is_empty() {
+        vec![scopes::ALL.to_owned()]
+    } else {
+        args.scopes
+    };
+    let ttl = parse_duration_secs(&args.ttl).map_err(|e| anyhow::anyhow!(e))?;
+    let token = mint_hs256(
+        secret.as_bytes(),
+        &MintRequest {
+            app_id: &args.app,
+            scopes: &scopes,
+            ttl_secs: ttl,
+            sub: &args.sub,
+            issuer: &args.jwt.jwt_issuer,
+            audience: &args.jwt.jwt_audience,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{token}");
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.db.database_url.is_some() && !args.jwt.has_key() {
+        anyhow::bail!(
+            "no JWT key configured: set USERSVC_JWT_SECRET or USERSVC_JWT_KEYS_FILE (a development key is only made for the embedded database)"
+        );
+    }
+    let (url, pg) = crate::db::open(&args.db).await?;
+    let result = serve_on(&args, &url).await;
+    stop(pg).await;
+    result
+}
+
+async fn serve_on(args: &ServeArgs, url: &str) -> anyhow::Result<()> {
+    let applied = crate::db::run_migrations(url).await?;
+    if !applied.is_empty() {
+        tracing::info!(migrations = ?applied, "applied migrations");
+    }
+    let dev_secret = if args.jwt.has_key() {
+        None
+    } else {
+        Some(load_or_create_dev_key(&args.db.dev_key_path())?)
+    };
+    let verifier = Verifier::from_config(&args.jwt.jwt_config(dev_secret.clone()))
+        .map_err(|e| anyhow::anyhow!("JWT keys: {e}"))?;
+    if dev_secret.is_some() {
+        ensure_dev_app(url).await?;
+    }
+    let running = crate::server::start(crate::server::ServerConfig {
+        db: args.db_settings(url.to_owned()),
+        verifier,
+        limits: args.limits(),
+        http: args.http(),
+        listen: args.listen.clone(),
+        hash_concurrency: args.hash_concurrency(),
+    })
+    .await?;
+    let base = format!("http://{}", running.addr);
+    println!("usersvc is listening on {base}");
+    println!("  GraphiQL:   {base}/graphql");
+    println!("  Schema:     {base}/schema.graphql");
+    if let Some(secret) = dev_secret {
+        let token = mint_hs256(
+            secret.as_bytes(),
+            &MintRequest {
+                app_id: "dev",
+                scopes: &[scopes::ALL.to_owned()],
+                ttl_secs: 24 * 3600,
+                sub: "developer",
+                issuer: &args.jwt.jwt_issuer,
+                audience: &args.jwt.jwt_audience,
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!(
+            "  Development token for app \"dev\" (all scopes, valid 24 h); paste into GraphiQL's Headers tab:"
+        );
+        println!("  {{\"Authorization\": \"Bearer {token}\"}}");
+        println!("  More tokens: usersvc token --app dev --ttl 1h");
+    }
+    crate::server::shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.stop().await
+}
+
+async fn ensure_dev_app(url: &str) -> anyhow::Result<()> {
+    let mut conn = crate::db::connect(url).await?;
+    if crate::db::apps::find(&mut conn, "dev").await?.is_none() {
+        crate::db::apps::insert(
+            &mut conn,
+            &crate::db::models::NewApp {
+                app_id: "dev",
+                name: "Development",
+                parent_app_id: None,
+            },
+        )
+        .await?;
+        println!("created app \"dev\"");
+    }
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! Configuration: every setting is an environment variable and a flag of the same meaning
+//! (flags win). Defaults suit a laptop: embedded PostgreSQL under `./.data`, listening on
+//! localhost.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::auth::jwt::JwtConfig;
+use crate::db::DbSettings;
+use crate::graphql::Limits;
+use crate::http::HttpSettings;
+
+/// Where the data lives.
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    /// PostgreSQL URL. Unset: a private PostgreSQL cluster under $USERSVC_DATA_DIR/postgres.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Folder for the embedded cluster, file mail and the development key.
+    #[arg(long, env = "USERSVC_DATA_DIR", default_value = ".data", global = true)]
+    pub data_dir: PathBuf,
+}
+
+impl DbArgs {
+    /// The data folder as an absolute path (the embedded cluster's socket lives under it).
+    pub fn data_dir_abs(&self) -> PathBuf {
+        std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone())
+    }
+
+    /// The development HS256 key file.
+    pub fn dev_key_path(&self) -> PathBuf {
+        self.data_dir_abs().join("dev-jwt-secret")
+    }
+}
+
+/// Token verification settings.
+#[derive(Args, Debug, Clone)]
+pub struct JwtArgs {
+    /// An HS256 secret (at least 32 bytes) for tokens without `kid`.
+    #[arg(long, env = "USERSVC_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// A JSON file of keys with `kid`, `alg` and secret or PEM public key (rotation).
+    #[arg(long, env = "USERSVC_JWT_KEYS_FILE")]
+    pub jwt_keys_file: Option<PathBuf>,
+    /// Required `iss`.
+    #[arg(long, env = "USERSVC_JWT_ISSUER", default_value = "usersvc")]
+    pub jwt_issuer: String,
+    /// Required `aud`.
+    #[arg(long, env = "USERSVC_JWT_AUDIENCE", default_value = "usersvc")]
+    pub jwt_audience: String,
+    /// Clock leeway for `exp` and `nbf`, in seconds (at most 60).
+    #[arg(long, env = "USERSVC_JWT_LEEWAY_SECONDS", default_value_t = 30)]
+    pub jwt_leeway_seconds: u64,
+}
+
+impl JwtArgs {
+    /// Whether any key is configured.
+    pub fn has_key(&self) -> bool {
+        self.jwt_secret.is_some() || self.jwt_keys_file.is_some()
+    }
+
+    /// The verifier configuration, with `secret` standing in for a missing
+    /// `USERSVC_JWT_SECRET` (the development key).
+    pub fn jwt_config(&self, secret: Option<String>) -> JwtConfig {
+        JwtConfig {
+            secret: self.jwt_secret.clone().or(secret),
+            keys_file: self.jwt_keys_file.clone(),
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            leeway_secs: self.jwt_leeway_seconds,
+        }
+    }
+}
+
+/// `usersvc serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub jwt: JwtArgs,
+    /// HTTP listen address.
+    #[arg(long, env = "USERSVC_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Base of links in mail (never taken from the Host header). Default: http://{listen}.
+    #[arg(long, env = "USERSVC_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Most database connections.
+    #[arg(long, env = "USERSVC_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: usize,
+    /// Longest wait for a database connection, in milliseconds.
+    #[arg(long, env = "USERSVC_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
+    pub db_acquire_timeout_ms: u64,
+    /// statement_timeout and lock_timeout of every connection, in milliseconds.
+    #[arg(long, env = "USERSVC_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_statement_timeout_ms: u64,
+    /// Deadline of one GraphQL request, in milliseconds.
+    #[arg(long, env = "USERSVC_REQUEST_TIMEOUT_MS", default_value_t = 15000)]
+    pub request_timeout_ms: u64,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "USERSVC_MAX_BODY_BYTES", default_value_t = 65536)]
+    pub max_body_bytes: usize,
+    /// Largest `first`/`last` of the users connection.
+    #[arg(long, env = "USERSVC_MAX_PAGE_SIZE", default_value_t = 500, value_parser = clap::value_parser!(i32).range(1..=10000))]
+    pub max_page_size: i32,
+    /// Deepest query.
+    #[arg(long, env = "USERSVC_MAX_QUERY_DEPTH", default_value_t = 15)]
+    pub max_query_depth: usize,
+    /// Highest query complexity.
+    #[arg(long, env = "USERSVC_MAX_QUERY_COMPLEXITY", default_value_t = 50_000)]
+    pub max_query_complexity: usize,
+    /// Whether introspection answers (to callers with a valid token).
+    #[arg(long, env = "USERSVC_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub introspection: bool,
+    /// Most password hashes at once (default: the number of cores).
+    #[arg(long, env = "USERSVC_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+}
+
+impl ServeArgs {
+    /// Database settings for a URL.
+    pub fn db_settings(&self, url: String) -> DbSettings {
+        DbSettings {
+            url,
+            max_size: self.db_pool_size.max(1),
+            acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+            statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
+        }
+    }
+
+    /// Query limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_page_size: self.max_page_size,
+            default_page_size: 50.min(self.max_page_size),
+            max_depth: self.max_query_depth,
+            max_complexity: self.max_query_complexity,
+            introspection: self.introspection,
+            ..Limits::default()
+        }
+    }
+
+    /// HTTP limits.
+    pub fn http(&self) -> HttpSettings {
+        HttpSettings {
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+        }
+    }
+
+    /// Hash concurrency: configured, else the cores available.
+    pub fn hash_concurrency(&self) -> usize {
+        self.hash_concurrency
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+}
+
+/// Parses `90s`, `15m`, `1h`, `7d` (or plain seconds) into seconds.
+pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (try 90s, 15m, 1h, 7d)"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("unknown unit in {s:?}: use s, m, h or d")),
+    };
+    n.checked_mul(mult)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("duration out of range: {s:?}"))
+}
+
+/// Reads the development key, creating it (mode 0600) on first use.
+pub fn load_or_create_dev_key(path: &Path) -> anyhow::Result<String> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let key = existing.trim().to_owned();
+        if key.len() >= 32 {
+            return Ok(key);
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let key = crate::passwords::random_secret(32).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(path)?, key.as_bytes())?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_secs("90"), Ok(90));
+        assert_eq!(parse_duration_secs("15m"), Ok(900));
+        assert_eq!(parse_duration_secs("1h"), Ok(3600));
+        assert_eq!(parse_duration_secs("7d"), Ok(604_800));
+        assert!(parse_duration_secs("1y").is_err());
+        assert!(parse_duration_secs("0s").is_err());
+        assert!(parse_duration_secs("h").is_err());
+    }
+}

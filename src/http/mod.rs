@@ -1,0 +1,123 @@
+//! HTTP: the router and its layers. Routes: `/graphql` (POST, and GET for queries and for
+//! GraphiQL), `/graphiql/*` (GraphiQL's own assets, so it works offline), `/schema.graphql`,
+//! `/healthz`, `/readyz`, `/metrics`.
+//!
+//! Layers, outside in: a panic becomes a generic 500; every response gets a request id and
+//! `nosniff`; an overall deadline; the body limit on `/graphql`.
+
+pub mod graphiql;
+pub mod graphql;
+pub mod ops;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::auth::jwt::Verifier;
+use crate::db::Db;
+use crate::error::REQUEST_ID;
+use crate::graphql::AppSchema;
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Largest request body on `/graphql`.
+    pub max_body_bytes: usize,
+    /// Deadline for executing one GraphQL request.
+    pub request_timeout: Duration,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: AppSchema,
+    pub db: Db,
+    pub verifier: Arc<Verifier>,
+    pub metrics: PrometheusHandle,
+    pub settings: Arc<HttpSettings>,
+    pub sdl: Arc<str>,
+}
+
+/// The whole router.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.settings.max_body_bytes;
+    // The outer deadline only catches what the GraphQL deadline does not (a stuck body read,
+    // a slow page): the GraphQL handler answers its own timeouts with a GraphQL error first.
+    let outer_deadline = state.settings.request_timeout + Duration::from_secs(5);
+    Router::new()
+        .route(
+            "/graphql",
+            get(graphql::get_graphql)
+                .post(graphql::post_graphql)
+                .layer(DefaultBodyLimit::max(max_body)),
+        )
+        .route("/graphiql/{file}", get(graphiql::asset))
+        .route("/schema.graphql", get(ops::schema_sdl))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(ops::not_found)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            outer_deadline,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            graphql::error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal server error",
+                "INTERNAL_SERVER_ERROR",
+            )
+        }))
+        .with_state(state)
+}
+
+/// Gives each request an id (in logs, in internal errors, in `x-request-id`), logs one line
+/// per request (method, route, status, latency: never the query string, which may hold a
+/// token) and counts it for `/metrics`.
+async fn request_context(State(_): State<AppState>, req: Request<Body>, next: Next) -> Response {
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let mut response = REQUEST_ID.scope(request_id.clone(), next.run(req)).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    tracing::info!(
+        request_id = %request_id,
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "request"
+    );
+    metrics::counter!("usersvc_http_requests_total", "route" => route.clone(), "method" => method.to_string(), "status" => status.to_string()).increment(1);
+    metrics::histogram!("usersvc_http_request_duration_seconds", "route" => route)
+        .record(elapsed.as_secs_f64());
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        headers.insert("x-request-id", v);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response.into_response()
+}
