@@ -1,0 +1,421 @@
+//! The JWT guard (every bad token → 401 UNAUTHENTICATED) and the scope matrix (a missing
+//! scope → FORBIDDEN for that field, 200 with a partial result).
+
+use std::io::Write;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::pkcs8::EncodePublicKey;
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+const Q: &str = "{ users(first: 1) { edges { cursor } } }";
+
+async fn status_of(t: &TestApp, auth: Option<String>) -> (u16, Value) {
+    let mut req = t
+        .client
+        .post(format!("{}/graphql", t.base))
+        .json(&json!({ "query": Q }));
+    if let Some(a) = auth {
+        req = req.header("authorization", a);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn with(claims: Value, change: impl FnOnce(&mut serde_json::Map<String, Value>)) -> Value {
+    let mut c = claims;
+    change(c.as_object_mut().unwrap());
+    c
+}
+
+#[tokio::test]
+async fn every_bad_token_gets_401_unauthenticated() {
+    let t = TestApp::new().await;
+    let hs = json!({ "alg": "HS256", "typ": "JWT" });
+    let good = claims("a", ALL);
+    let sign = |h: &Value, c: &Value| sign_hs256(h, c, SECRET.as_bytes());
+    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("no header", None),
+        ("empty bearer", Some("Bearer ".into())),
+        ("basic scheme", Some("Basic dXNlcjpwYXNz".into())),
+        ("garbage", Some("Bearer not.a.jwt".into())),
+        ("two parts", Some("Bearer abc.def".into())),
+        ("oversized", Some(format!("Bearer {}", "a".repeat(9000)))),
+        (
+            "wrong secret",
+            Some(format!(
+                "Bearer {}",
+                sign_hs256(&hs, &good, b"another-secret-of-enough-length-000000")
+            )),
+        ),
+        (
+            "alg none",
+            Some(format!(
+                "Bearer {}.{}.",
+                b64(&json!({"alg":"none"})),
+                b64(&good)
+            )),
+        ),
+        (
+            "alg noNE",
+            Some(format!(
+                "Bearer {}.{}.",
+                b64(&json!({"alg":"noNE"})),
+                b64(&good)
+            )),
+        ),
+        (
+            "HS384 header on HS256 key",
+            Some(format!("Bearer {}", sign(&json!({"alg":"HS384"}), &good))),
+        ),
+        (
+            "expired",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.insert("exp".into(), json!(now() - 31));
+                    })
+                )
+            )),
+        ),
+        (
+            "nbf in the future",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.insert("nbf".into(), json!(now() + 120));
+                    })
+                )
+            )),
+        ),
+        (
+            "no exp",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.remove("exp");
+                    })
+                )
+            )),
+        ),
+        (
+            "no iss",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.remove("iss");
+                    })
+                )
+            )),
+        ),
+        (
+            "wrong iss",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.insert("iss".into(), json!("evil"));
+                    })
+                )
+            )),
+        ),
+        (
+            "no aud",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.remove("aud");
+                    })
+                )
+            )),
+        ),
+        (
+            "wrong aud",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.insert("aud".into(), json!("other"));
+                    })
+                )
+            )),
+        ),
+        (
+            "no app_id",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.remove("app_id");
+                    })
+                )
+            )),
+        ),
+        (
+            "no scope",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.remove("scope");
+                    })
+                )
+            )),
+        ),
+        (
+            "no cloudcode scope",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.insert("scope".into(), json!("openid profile"));
+                    })
+                )
+            )),
+        ),
+        (
+            "unknown kid",
+            Some(format!(
+                "Bearer {}",
+                sign(&json!({"alg":"HS256","kid":"nope"}), &good)
+            )),
+        ),
+        (
+            "kid injection",
+            Some(format!(
+                "Bearer {}",
+                sign(&json!({"alg":"HS256","kid":"' OR 1=1--"}), &good)
+            )),
+        ),
+        (
+            "kid traversal",
+            Some(format!(
+                "Bearer {}",
+                sign(&json!({"alg":"HS256","kid":"../../k"}), &good)
+            )),
+        ),
+        (
+            "id token typ",
+            Some(format!(
+                "Bearer {}",
+                sign(&json!({"alg":"HS256","typ":"id+jwt"}), &good)
+            )),
+        ),
+        ("JWE shape", Some("Bearer a.b.c.d.e".into())),
+    ];
+    for (name, auth) in cases {
+        let (status, body) = status_of(&t, auth).await;
+        assert_eq!(status, 401, "{name}: {body}");
+        assert_eq!(code(&body), "UNAUTHENTICATED", "{name}");
+        assert!(body["data"].is_null(), "{name}");
+    }
+    // Within the 30 s leeway an expired token still passes; the valid one passes.
+    let leeway = sign(
+        &hs,
+        &with(good.clone(), |c| {
+            c.insert("exp".into(), json!(now() - 10));
+        }),
+    );
+    assert_eq!(status_of(&t, Some(format!("Bearer {leeway}"))).await.0, 200);
+    assert_eq!(
+        status_of(&t, Some(format!("bearer {}", sign(&hs, &good))))
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn rotated_keys_from_the_keys_file_with_an_asymmetric_algorithm() {
+    let signing = SigningKey::from_bytes(&[7u8; 32]);
+    let pem = signing
+        .verifying_key()
+        .to_public_key_pem(Default::default())
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("usersvc-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("keys.json");
+    let keys = json!({ "keys": [
+        { "kid": "ed-2026", "alg": "EdDSA", "public_key_pem": pem },
+        { "kid": "hs-old", "alg": "HS256", "secret": "an-older-secret-still-valid-for-rotation" },
+    ]});
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(keys.to_string().as_bytes())
+        .unwrap();
+    let t = TestApp::with(Options {
+        keys_file: Some(path),
+        ..Options::default()
+    })
+    .await;
+
+    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+    let header = json!({ "alg": "EdDSA", "kid": "ed-2026", "typ": "JWT" });
+    let input = format!("{}.{}", b64(&header), b64(&claims("a", ALL)));
+    let sig = URL_SAFE_NO_PAD.encode(signing.sign(input.as_bytes()).to_bytes());
+    assert_eq!(
+        status_of(&t, Some(format!("Bearer {input}.{sig}"))).await.0,
+        200
+    );
+
+    let old = sign_hs256(
+        &json!({"alg":"HS256","kid":"hs-old"}),
+        &claims("a", ALL),
+        b"an-older-secret-still-valid-for-rotation",
+    );
+    assert_eq!(status_of(&t, Some(format!("Bearer {old}"))).await.0, 200);
+
+    // Algorithm confusion: HS256 signed with the public key's PEM as the secret, under its kid.
+    let confused = sign_hs256(
+        &json!({"alg":"HS256","kid":"ed-2026"}),
+        &claims("a", ALL),
+        pem.as_bytes(),
+    );
+    assert_eq!(
+        status_of(&t, Some(format!("Bearer {confused}"))).await.0,
+        401
+    );
+    // An attacker's own key embedded in the header is ignored.
+    let attacker = SigningKey::from_bytes(&[9u8; 32]);
+    let header = json!({ "alg": "EdDSA", "kid": "ed-2026", "jwk": { "kty": "OKP", "crv": "Ed25519",
+        "x": URL_SAFE_NO_PAD.encode(attacker.verifying_key().to_bytes()) } });
+    let input = format!("{}.{}", b64(&header), b64(&claims("a", ALL)));
+    let sig = URL_SAFE_NO_PAD.encode(attacker.sign(input.as_bytes()).to_bytes());
+    assert_eq!(
+        status_of(&t, Some(format!("Bearer {input}.{sig}"))).await.0,
+        401
+    );
+}
+
+/// A call of every root field, with arguments good enough to pass validation.
+pub const ROOT_CALLS: &[(&str, &str)] = &[
+    (
+        "userInfo",
+        "query { userInfo(profileId: \"00000000-0000-7000-8000-000000000000\") { profileId } }",
+    ),
+    (
+        "userByIdentity",
+        "query { userByIdentity(type: EMAIL, externalId: \"x@example.com\") { profileId } }",
+    ),
+    (
+        "userExport",
+        "query { userExport(profileId: \"00000000-0000-7000-8000-000000000000\") { profileId } }",
+    ),
+    ("users", "query { users(first: 1) { edges { cursor } } }"),
+    (
+        "createUserEmailPassword",
+        "mutation { createUserEmailPassword(input: {email: \"m@example.com\"}) { user { profileId } } }",
+    ),
+    (
+        "createUserUniversalId",
+        "mutation { createUserUniversalId(input: {universalId: \"m\"}) { user { profileId } } }",
+    ),
+    (
+        "createUserExternalAuth",
+        "mutation { createUserExternalAuth(input: {externalId: \"m\", externalAuthType: \"corpdir\"}) { user { profileId } } }",
+    ),
+    (
+        "deleteUser",
+        "mutation { deleteUser(input: {profileId: \"00000000-0000-7000-8000-000000000000\"}) { deletedProfileIds } }",
+    ),
+];
+
+#[tokio::test]
+async fn scope_matrix_every_root_field_against_every_scope() {
+    let t = TestApp::new().await;
+    let mut scopes: Vec<&str> = usersvc::auth::scopes::EVERY.to_vec();
+    scopes.push("cloudcode:other");
+    for (field, query) in ROOT_CALLS {
+        let parent = if query.starts_with("mutation") {
+            "Mutation"
+        } else {
+            "Query"
+        };
+        let needed =
+            usersvc::auth::scopes::required(parent, field).expect("every root field has a scope");
+        for scope in &scopes {
+            let (status, v) = t.gql(&t.token("a", scope), query, json!({})).await;
+            assert_eq!(status, 200, "{field} with {scope}");
+            let denied = code(&v) == "FORBIDDEN";
+            assert_eq!(denied, *scope != needed, "{field} with {scope}: {v}");
+            if denied {
+                assert_eq!(v["errors"][0]["path"][0], json!(field));
+            }
+        }
+        let (_, v) = t.gql(&t.token("a", ALL), query, json!({})).await;
+        assert_ne!(code(&v), "FORBIDDEN", "{field} with the wildcard");
+    }
+}
+
+#[tokio::test]
+async fn every_root_field_of_the_schema_declares_a_scope_and_is_tested() {
+    let schema = usersvc::graphql::build(None, &usersvc::graphql::Limits::default());
+    let resp = async_graphql::Schema::execute(
+        &schema,
+        "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }",
+    )
+    .await;
+    let v = resp.data.into_json().unwrap();
+    let mut seen = 0;
+    for (root, key) in [("Query", "queryType"), ("Mutation", "mutationType")] {
+        for f in v["__schema"][key]["fields"].as_array().unwrap() {
+            let name = f["name"].as_str().unwrap();
+            assert!(
+                usersvc::auth::scopes::required(root, name).is_some(),
+                "{root}.{name} has no scope in auth::scopes::required"
+            );
+            assert!(
+                ROOT_CALLS.iter().any(|(f, _)| *f == name),
+                "{root}.{name} is missing from the scope matrix"
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, ROOT_CALLS.len());
+}
+
+#[tokio::test]
+async fn partial_results_keep_allowed_fields() {
+    let t = TestApp::new().await;
+    let (status, v) = t
+        .gql(
+            &t.token("a", "cloudcode:users:read"),
+            "{ users(first: 1) { totalCount } userExport(profileId: \"00000000-0000-7000-8000-000000000000\") { profileId } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(v["data"]["users"]["totalCount"], json!(0));
+    assert_eq!(code(&v), "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn a_token_for_an_app_that_does_not_exist_can_do_nothing() {
+    let t = TestApp::new().await;
+    let (_, v) = t
+        .gql(&t.token("ghost", ALL), "mutation { createUserUniversalId(input: {universalId: \"x\"}) { user { profileId } } }", json!({}))
+        .await;
+    assert_eq!(code(&v), "FORBIDDEN");
+    let (_, v) = t.gql(&t.token("ghost", ALL), Q, json!({})).await;
+    assert_eq!(v["data"]["users"]["edges"], json!([]));
+}

@@ -1,0 +1,198 @@
+//! Request limits: depth, complexity (aliases counted), batching, GET mutations, content
+//! types, body size.
+
+use serde_json::json;
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn deep_and_wide_queries_are_refused_before_any_resolver_runs() {
+    // Complexity out of the way, to see the depth limit on its own.
+    let limits = usersvc::graphql::Limits {
+        max_complexity: usize::MAX,
+        ..Default::default()
+    };
+    let t = TestApp::with(Options {
+        limits,
+        ..Options::default()
+    })
+    .await;
+    let tok = t.token("a", ALL);
+    // Depth 16 through children.
+    let mut q = String::from("profileId");
+    for _ in 0..14 {
+        q = format!("children {{ {q} }}");
+    }
+    let deep =
+        format!("{{ userInfo(profileId: \"00000000-0000-7000-8000-000000000000\") {{ {q} }} }}");
+    let (status, v) = t.gql(&tok, &deep, json!({})).await;
+    assert_eq!(status, 200);
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested too deep"),
+        "{v}"
+    );
+    assert!(v["data"].is_null());
+
+    let t = TestApp::new().await;
+    let tok = t.token("a", ALL);
+    let (_, v) = t.gql(&tok, &deep, json!({})).await;
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too complex"),
+        "{v}"
+    );
+
+    // Aliases count: 100 aliases of a 500-user page are refused, though each alone is fine.
+    let aliases: String = (0..100)
+        .map(|i| format!("a{i}: users(first: 500) {{ totalCount }} "))
+        .collect();
+    let (_, v) = t.gql(&tok, &format!("{{ {aliases} }}"), json!({})).await;
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("complex"),
+        "{}",
+        &v.to_string()[..200]
+    );
+
+    // A big page of users with their children is too expensive.
+    let (_, v) = t
+        .gql(
+            &tok,
+            "{ users(first: 500) { nodes { children { children { profileId } } } } }",
+            json!({}),
+        )
+        .await;
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("complex"),
+        "{v}"
+    );
+
+    // Many directives on one field.
+    let directives = "@include(if: true) ".repeat(50);
+    let (_, v) = t
+        .gql(
+            &tok,
+            &format!("{{ users(first: 1) {directives} {{ totalCount }} }}"),
+            json!({}),
+        )
+        .await;
+    assert!(!v["errors"].is_null(), "{v}");
+}
+
+#[tokio::test]
+async fn batches_get_mutations_and_wrong_content_types_are_refused() {
+    let t = TestApp::new().await;
+    let tok = t.token("a", ALL);
+    let url = format!("{}/graphql", t.base);
+    let batch =
+        json!([{ "query": "{ users { totalCount } }" }, { "query": "{ users { totalCount } }" }]);
+    let resp = t
+        .client
+        .post(&url)
+        .bearer_auth(&tok)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("batched")
+    );
+
+    let resp = t
+        .client
+        .get(&url)
+        .bearer_auth(&tok)
+        .query(&[("query", "mutation { deleteUser(input: {profileId: \"00000000-0000-7000-8000-000000000000\"}) { deletedProfileIds } }")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+
+    let resp = t
+        .client
+        .get(&url)
+        .bearer_auth(&tok)
+        .query(&[("query", "{ users(first: 1) { totalCount } }")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["data"]["users"]["totalCount"], json!(0));
+
+    for ct in ["text/plain", "application/x-www-form-urlencoded"] {
+        let resp = t
+            .client
+            .post(&url)
+            .bearer_auth(&tok)
+            .header("content-type", ct)
+            .body(r#"{"query":"{ users { totalCount } }"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 415, "{ct}");
+    }
+
+    let big = "x".repeat(200 * 1024);
+    let resp = t
+        .client
+        .post(&url)
+        .bearer_auth(&tok)
+        .json(&json!({ "query": "{ users { totalCount } }", "variables": { "pad": big } }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+}
+
+#[tokio::test]
+async fn errors_never_leak_internals() {
+    let t = TestApp::new().await;
+    let tok = t.token("a", ALL);
+    let probes = [
+        (
+            "{ userInfo(profileId: \"'; DROP TABLE profiles; --\") { profileId } }",
+            json!({}),
+        ),
+        (
+            "{ users(first: 5, filter: {userNamePrefix: \"%_\\\\\"}) { totalCount } }",
+            json!({}),
+        ),
+        (
+            "mutation { createUserUniversalId(input: {universalId: \"\\u0000\"}) { user { profileId } } }",
+            json!({}),
+        ),
+        ("{ nonsense }", json!({})),
+    ];
+    for (q, vars) in probes {
+        let (_, v) = t.gql(&tok, q, vars).await;
+        let text = v.to_string().to_lowercase();
+        for leak in [
+            "duplicate key",
+            "relation",
+            "diesel",
+            "constraint",
+            "sql",
+            "postgres",
+            "src/",
+            "panicked",
+        ] {
+            assert!(!text.contains(leak), "{q} leaked {leak}: {text}");
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The integration tests: one binary, real PostgreSQL, the real router over HTTP.
+
+mod client;
+mod harness;
+
+mod auth;
+mod create;
+mod delete;
+mod limits;
+mod ops;
+mod paging;
+mod read;
+mod schema;
+mod tenancy;

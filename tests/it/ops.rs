@@ -1,0 +1,105 @@
+//! Operational routes: health, readiness, metrics, the SDL, GraphiQL.
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn health_readiness_metrics_and_schema() {
+    let t = TestApp::new().await;
+    let get = |path: &str| t.client.get(format!("{}{path}", t.base)).send();
+    assert_eq!(get("/healthz").await.unwrap().status().as_u16(), 200);
+    let ready = get("/readyz").await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    assert!(ready.headers().contains_key("x-request-id"));
+
+    // A query, then its figures appear in /metrics.
+    let (status, _) = t
+        .gql(
+            &t.token("a", ALL),
+            "{ users(first: 1) { totalCount } }",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains("usersvc_graphql_fields_total"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("field=\"users\""));
+    assert!(metrics.contains("usersvc_http_request_duration_seconds"));
+    assert!(metrics.contains("usersvc_db_pool_connections"));
+
+    let sdl = get("/schema.graphql").await.unwrap().text().await.unwrap();
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
+    assert_eq!(sdl, committed);
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_database_is_gone() {
+    let t = TestApp::new().await;
+    {
+        use diesel_async::SimpleAsyncConnection;
+        let mut conn = t.sql().await;
+        conn.batch_execute("DELETE FROM __diesel_schema_migrations")
+            .await
+            .unwrap();
+    }
+    let resp = t
+        .client
+        .get(format!("{}/readyz", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["reason"], "migrations pending");
+}
+
+#[tokio::test]
+async fn graphiql_is_served_without_a_token_and_with_its_own_assets() {
+    let t = TestApp::new().await;
+    let resp = t
+        .client
+        .get(format!("{}/graphql", t.base))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'"));
+    let html = resp.text().await.unwrap();
+    for asset in [
+        "graphiql.min.js",
+        "graphiql.min.css",
+        "react.production.min.js",
+        "react-dom.production.min.js",
+        "init.js",
+    ] {
+        assert!(html.contains(&format!("/graphiql/{asset}")), "{asset}");
+        let r = t
+            .client
+            .get(format!("{}/graphiql/{asset}", t.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{asset}");
+        assert!(r.bytes().await.unwrap().len() > 100);
+    }
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "no external assets"
+    );
+    // Without Accept: text/html, GET /graphql is the API and wants a token.
+    let r = t
+        .client
+        .get(format!("{}/graphql", t.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+}
