@@ -87,6 +87,50 @@ pub async fn ensure_database(admin_url: &str, name: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Makes sure PostgreSQL's server binaries are on this machine. When they are missing and we
+/// run as root on a Debian-like system, installs them with apt-get (unless `USERSVC_NO_INSTALL`
+/// is set), saying so; otherwise the error says which command installs them.
+pub fn ensure_postgres_binaries() -> anyhow::Result<()> {
+    if embedded::find_bin_dir().is_ok() {
+        return Ok(());
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let may_install = root
+        && std::env::var_os("USERSVC_NO_INSTALL").is_none_or(|v| v.is_empty() || v == "0")
+        && std::path::Path::new("/usr/bin/apt-get").exists();
+    if !may_install {
+        embedded::find_bin_dir()?;
+        return Ok(());
+    }
+    eprintln!(
+        "usersvc: PostgreSQL binaries not found; installing them: apt-get install -y postgresql"
+    );
+    let run = |args: &[&str]| -> anyhow::Result<()> {
+        let status = std::process::Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        anyhow::ensure!(
+            status.success(),
+            "apt-get {} failed ({status})",
+            args.join(" ")
+        );
+        Ok(())
+    };
+    run(&["update", "-qq"])?;
+    run(&[
+        "install",
+        "-y",
+        "-qq",
+        "--no-install-recommends",
+        "postgresql",
+    ])?;
+    embedded::find_bin_dir()?;
+    Ok(())
+}
+
 /// The database to use: `DATABASE_URL`, or the embedded cluster (started or reused) with its
 /// `usersvc` database. The cluster handle, when there is one, must be stopped on exit.
 pub async fn open(
@@ -95,6 +139,8 @@ pub async fn open(
     if let Some(url) = &args.database_url {
         return Ok((url.clone(), None));
     }
+    let install = tokio::task::spawn_blocking(ensure_postgres_binaries);
+    install.await??;
     let pg = embedded::EmbeddedPostgres::start(embedded::EmbeddedOptions {
         root: args.data_dir_abs().join("postgres"),
         ephemeral: false,

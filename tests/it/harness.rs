@@ -82,6 +82,7 @@ async fn start_cluster() -> Cluster {
         Ok(url) if !url.is_empty() => (url_template(&url), None),
         _ => {
             sweep_stale_clusters();
+            usersvc::db::ensure_postgres_binaries().expect("PostgreSQL binaries");
             let root = PathBuf::from(format!("/tmp/usersvc-it-{}", std::process::id()));
             let pg = EmbeddedPostgres::start(EmbeddedOptions {
                 root,

@@ -6,6 +6,7 @@ mod harness;
 mod auth;
 mod create;
 mod delete;
+mod embedded;
 mod limits;
 mod ops;
 mod paging;
