@@ -9,9 +9,12 @@ pub mod audit;
 pub mod embedded;
 pub mod identities;
 pub mod models;
+pub mod outbox;
 pub mod pool;
 pub mod profiles;
 pub mod schema;
+pub mod templates;
+pub mod tokens;
 
 pub use pool::{Conn, Db, DbSettings};
 

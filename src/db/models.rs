@@ -134,3 +134,66 @@ pub struct NewAuditEvent<'a> {
     pub details: Option<serde_json::Value>,
     pub request_id: Option<&'a str>,
 }
+
+/// An app's email template (minijinja source).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = super::schema::email_templates, check_for_backend(diesel::pg::Pg))]
+pub struct EmailTemplate {
+    pub app_id: String,
+    pub template_id: String,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A one-time secret behind a reset or deletion link, known only by its hash.
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = super::schema::one_time_tokens, check_for_backend(diesel::pg::Pg))]
+pub struct OneTimeToken {
+    pub token_hash: Vec<u8>,
+    pub app_id: String,
+    pub profile_id: Uuid,
+    pub purpose: String,
+    pub identity_kind: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A message in the outbox.
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = super::schema::outbox, check_for_backend(diesel::pg::Pg))]
+pub struct OutboxMessage {
+    pub app_id: String,
+    pub message_id: Uuid,
+    pub profile_id: Option<Uuid>,
+    pub kind: String,
+    pub identity_kind: Option<String>,
+    pub recipient: String,
+    pub template_id: Option<String>,
+    pub params: serde_json::Value,
+    pub token_expires_at: Option<DateTime<Utc>>,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// A message to queue.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = super::schema::outbox)]
+pub struct NewOutboxMessage<'a> {
+    pub app_id: &'a str,
+    pub message_id: Uuid,
+    pub profile_id: Option<Uuid>,
+    pub kind: &'a str,
+    pub identity_kind: Option<&'a str>,
+    pub recipient: &'a str,
+    pub template_id: Option<&'a str>,
+    pub params: serde_json::Value,
+}

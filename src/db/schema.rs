@@ -35,6 +35,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    email_templates (app_id, template_id) {
+        app_id -> Text,
+        template_id -> Text,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     identities (app_id, profile_id, kind, external_auth_type) {
         app_id -> Text,
         profile_id -> Uuid,
@@ -44,6 +56,40 @@ diesel::table! {
         password_hash -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    one_time_tokens (token_hash) {
+        token_hash -> Bytea,
+        app_id -> Text,
+        profile_id -> Uuid,
+        purpose -> Text,
+        identity_kind -> Nullable<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    outbox (app_id, message_id) {
+        app_id -> Text,
+        message_id -> Uuid,
+        profile_id -> Nullable<Uuid>,
+        kind -> Text,
+        identity_kind -> Nullable<Text>,
+        recipient -> Text,
+        template_id -> Nullable<Text>,
+        params -> Jsonb,
+        token_expires_at -> Nullable<Timestamptz>,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -70,6 +116,16 @@ diesel::table! {
 }
 
 diesel::joinable!(audit_events -> apps (app_id));
+diesel::joinable!(email_templates -> apps (app_id));
+diesel::joinable!(outbox -> apps (app_id));
 diesel::joinable!(profiles -> apps (app_id));
 
-diesel::allow_tables_to_appear_in_same_query!(apps, audit_events, identities, profiles,);
+diesel::allow_tables_to_appear_in_same_query!(
+    apps,
+    audit_events,
+    email_templates,
+    identities,
+    one_time_tokens,
+    outbox,
+    profiles,
+);

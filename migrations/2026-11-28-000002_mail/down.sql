@@ -1,0 +1,3 @@
+DROP TABLE outbox;
+DROP TABLE one_time_tokens;
+DROP TABLE email_templates;
