@@ -47,8 +47,38 @@ enum Command {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Manage an app's email templates.
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Mint a token with the configured HS256 key (or the development key).
     Token(TokenArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum TemplateCommand {
+    /// Create or update a template (minijinja syntax: {{ webUrl }}, {{ appName }}, …).
+    /// Parts not given keep their stored value.
+    Put {
+        /// The app.
+        #[arg(long)]
+        app: String,
+        /// The template id (1 to 128 letters, digits, '.', '_' or '-').
+        #[arg(long)]
+        id: String,
+        /// The subject line.
+        #[arg(long)]
+        subject: Option<String>,
+        /// A file with the plain-text body.
+        #[arg(long)]
+        text: Option<std::path::PathBuf>,
+        /// A file with the HTML body.
+        #[arg(long)]
+        html: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,6 +197,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             stop(pg).await;
             result
         }
+        Command::Template { command, db } => {
+            let (url, pg) = crate::db::open(&db).await?;
+            let result = async {
+                crate::db::run_migrations(&url).await?;
+                template_command(command, &url).await
+            }
+            .await;
+            stop(pg).await;
+            result
+        }
         Command::Token(args) => token(args),
     }
 }
@@ -217,6 +257,64 @@ async fn app_command(command: AppCommand, url: &str) -> anyhow::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn template_command(command: TemplateCommand, url: &str) -> anyhow::Result<()> {
+    let TemplateCommand::Put {
+        app,
+        id,
+        subject,
+        text,
+        html,
+    } = command;
+    if id.is_empty()
+        || id.len() > 128
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        anyhow::bail!("a template id is 1 to 128 letters, digits, '.', '_' or '-'");
+    }
+    let mut conn = crate::db::connect(url).await?;
+    crate::db::apps::find(&mut conn, &app)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no app {app}"))?;
+    let existing = crate::db::templates::find(&mut conn, &app, &id).await?;
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))
+    };
+    let subject = match (subject, &existing) {
+        (Some(s), _) => s,
+        (None, Some(t)) => t.subject.clone(),
+        (None, None) => anyhow::bail!("a new template needs --subject"),
+    };
+    let text = match (text, &existing) {
+        (Some(p), _) => read(&p)?,
+        (None, Some(t)) => t.body_text.clone(),
+        (None, None) => anyhow::bail!("a new template needs --text FILE"),
+    };
+    let html = match (html, &existing) {
+        (Some(p), _) => Some(read(&p)?),
+        (None, Some(t)) => t.body_html.clone(),
+        (None, None) => None,
+    };
+    let source = crate::mail::templates::TemplateSource {
+        subject,
+        text,
+        html,
+    };
+    crate::mail::templates::check(&source).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::db::templates::upsert(
+        &mut conn,
+        &app,
+        &id,
+        &source.subject,
+        &source.text,
+        source.html.as_deref(),
+    )
+    .await?;
+    println!("template {id} of app {app} saved");
     Ok(())
 }
 
@@ -287,6 +385,7 @@ async fn serve_on(args: &ServeArgs, url: &str) -> anyhow::Result<()> {
         http: args.http(),
         listen: args.listen.clone(),
         hash_concurrency: args.hash_concurrency(),
+        mail: args.mail(),
     })
     .await?;
     let base = format!("http://{}", running.addr);

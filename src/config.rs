@@ -117,6 +117,26 @@ pub struct ServeArgs {
     /// Most password hashes at once (default: the number of cores).
     #[arg(long, env = "USERSVC_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
+    /// SMTP server: smtp://host:port, smtp://user:pass@host:587?tls=required, smtps://…
+    /// Unset: mail is written as .eml files under $USERSVC_DATA_DIR/mail.
+    #[arg(long, env = "USERSVC_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Default sender.
+    #[arg(
+        long,
+        env = "USERSVC_MAIL_FROM",
+        default_value = "usersvc <no-reply@localhost>"
+    )]
+    pub mail_from: String,
+    /// SMTP timeout, in milliseconds.
+    #[arg(long, env = "USERSVC_SMTP_TIMEOUT_MS", default_value_t = 10_000)]
+    pub smtp_timeout_ms: u64,
+    /// Attempts before a mail is given up.
+    #[arg(long, env = "USERSVC_MAIL_MAX_ATTEMPTS", default_value_t = 8)]
+    pub mail_max_attempts: i32,
+    /// First retry delay of a failed mail, in milliseconds (doubles per attempt, up to 10 min).
+    #[arg(long, env = "USERSVC_MAIL_RETRY_BASE_MS", default_value_t = 5000)]
+    pub mail_retry_base_ms: u64,
 }
 
 impl ServeArgs {
@@ -147,6 +167,21 @@ impl ServeArgs {
         HttpSettings {
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
+        }
+    }
+
+    /// Mail settings.
+    pub fn mail(&self) -> crate::server::MailConfig {
+        crate::server::MailConfig {
+            public_url: self.public_url.clone(),
+            from: self.mail_from.clone(),
+            smtp_url: self.smtp_url.clone().filter(|u| !u.is_empty()),
+            mail_dir: self.db.data_dir_abs().join("mail"),
+            smtp_timeout: Duration::from_millis(self.smtp_timeout_ms),
+            max_attempts: self.mail_max_attempts,
+            retry_base: Duration::from_millis(self.mail_retry_base_ms),
+            lease: Duration::from_secs(60),
+            worker: true,
         }
     }
 

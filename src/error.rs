@@ -35,6 +35,13 @@ pub enum AppError {
     ProfileNotFound,
     /// The profile has no identity of the needed kind (`MISSING_IDENTITY_ERROR`, 40206).
     MissingIdentity(&'static str),
+    /// A universal-id reset for a profile without a contact email (`SECURITY_ERROR`, 40209).
+    SecurityError,
+    /// A sender or reply-to parameter that is not acceptable (`INVALID_FROM_ADDRESS` 40485,
+    /// `INVALID_FROM_NAME` 40486, `INVALID_REPLY_TO_ADDRESS` 40487, `INVALID_REPLY_TO_NAME` 40488).
+    InvalidMailbox(MailboxField),
+    /// Too many reset mails for one profile (`RATE_LIMITED`).
+    RateLimited(String),
     /// The password breaks the app's policy; the text names the rule (`INVALID_PASSWORD_CONTENT`, 550022).
     InvalidPasswordContent(String),
     /// Unknown email template id (`INVALID_TEMPLATE_ID`, 40375).
@@ -72,6 +79,9 @@ impl AppError {
             AppError::InvalidExtAuthType(_) => "INVALID_EXT_AUTH_TYPE",
             AppError::ProfileNotFound => "PROFILE_NOT_FOUND",
             AppError::MissingIdentity(_) => "MISSING_IDENTITY_ERROR",
+            AppError::SecurityError => "SECURITY_ERROR",
+            AppError::InvalidMailbox(f) => f.code(),
+            AppError::RateLimited(_) => "RATE_LIMITED",
             AppError::InvalidPasswordContent(_) => "INVALID_PASSWORD_CONTENT",
             AppError::InvalidTemplateId(_) => "INVALID_TEMPLATE_ID",
             AppError::AppParentMismatch(_) => "APP_PARENT_MISMATCH",
@@ -90,11 +100,16 @@ impl AppError {
             AppError::InvalidExtAuthType(_) => 40684,
             AppError::ProfileNotFound => 40446,
             AppError::MissingIdentity(_) => 40206,
+            AppError::SecurityError => 40209,
+            AppError::InvalidMailbox(f) => f.reason_code(),
             AppError::InvalidPasswordContent(_) => 550022,
             AppError::InvalidTemplateId(_) => 40375,
             AppError::AppParentMismatch(_) => 40378,
             AppError::InvalidCursor => 40383,
-            AppError::Forbidden(_) | AppError::Unavailable(_) | AppError::Internal(_) => {
+            AppError::Forbidden(_)
+            | AppError::RateLimited(_)
+            | AppError::Unavailable(_)
+            | AppError::Internal(_) => {
                 return None;
             }
         })
@@ -113,6 +128,11 @@ impl AppError {
             }
             AppError::ProfileNotFound => "no such profile in this app".into(),
             AppError::MissingIdentity(kind) => format!("the profile has no {kind} identity"),
+            AppError::SecurityError => {
+                "the profile has no contact email to send a universal-id reset to".into()
+            }
+            AppError::InvalidMailbox(f) => f.message().into(),
+            AppError::RateLimited(why) => why.clone(),
             AppError::InvalidPasswordContent(rule) => format!("invalid password: {rule}"),
             AppError::InvalidTemplateId(id) => format!("no email template \"{id}\" in this app"),
             AppError::AppParentMismatch(why) => why.to_string(),
@@ -124,6 +144,50 @@ impl AppError {
                 "the service is temporarily unavailable; retry later".into()
             }
             AppError::Internal(_) => "internal server error".into(),
+        }
+    }
+}
+
+/// Which caller-supplied mailbox part was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailboxField {
+    FromAddress,
+    FromName,
+    ReplyToAddress,
+    ReplyToName,
+}
+
+impl MailboxField {
+    fn code(self) -> &'static str {
+        match self {
+            MailboxField::FromAddress => "INVALID_FROM_ADDRESS",
+            MailboxField::FromName => "INVALID_FROM_NAME",
+            MailboxField::ReplyToAddress => "INVALID_REPLY_TO_ADDRESS",
+            MailboxField::ReplyToName => "INVALID_REPLY_TO_NAME",
+        }
+    }
+
+    fn reason_code(self) -> i32 {
+        match self {
+            MailboxField::FromAddress => 40485,
+            MailboxField::FromName => 40486,
+            MailboxField::ReplyToAddress => 40487,
+            MailboxField::ReplyToName => 40488,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            MailboxField::FromAddress => "serviceParams.fromAddress is not a valid email address",
+            MailboxField::FromName => {
+                "serviceParams.fromName must be one line of at most 128 visible characters"
+            }
+            MailboxField::ReplyToAddress => {
+                "serviceParams.replyToAddress is not a valid email address"
+            }
+            MailboxField::ReplyToName => {
+                "serviceParams.replyToName must be one line of at most 128 visible characters"
+            }
         }
     }
 }

@@ -4,15 +4,41 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::auth::jwt::Verifier;
 use crate::db::{Db, DbSettings};
 use crate::graphql::{self, Limits, Services};
 use crate::http::{self, AppState, HttpSettings};
+use crate::mail::MailSettings;
+use crate::mail::outbox::Worker;
+use crate::mail::transport::Transport;
 use crate::passwords::Hasher;
 use crate::telemetry;
+
+/// How the server sends mail.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// Base of links; default `http://{bound address}`.
+    pub public_url: Option<String>,
+    /// Default sender, e.g. `usersvc <no-reply@localhost>`.
+    pub from: String,
+    /// SMTP server URL; `None` writes `.eml` files to `mail_dir`.
+    pub smtp_url: Option<String>,
+    /// Where file mail goes.
+    pub mail_dir: std::path::PathBuf,
+    /// SMTP connect/command timeout.
+    pub smtp_timeout: std::time::Duration,
+    /// Attempts before giving up a message.
+    pub max_attempts: i32,
+    /// First retry delay (doubling).
+    pub retry_base: std::time::Duration,
+    /// How long a claimed message stays with its worker.
+    pub lease: std::time::Duration,
+    /// Whether this process runs an outbox worker.
+    pub worker: bool,
+}
 
 /// Everything a server needs.
 pub struct ServerConfig {
@@ -24,21 +50,33 @@ pub struct ServerConfig {
     pub listen: String,
     /// Most password hashes computed at once.
     pub hash_concurrency: usize,
+    /// Mail.
+    pub mail: MailConfig,
 }
 
 /// A server accepting connections.
 pub struct Running {
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The mail settings in force (tests run their own workers with them).
+    pub mail: Arc<MailSettings>,
+    /// The transport mail goes out through.
+    pub transport: Arc<Transport>,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
+    worker_stop: watch::Sender<bool>,
+    worker: Option<JoinHandle<()>>,
 }
 
 impl Running {
     /// Stops accepting, lets requests in flight finish, returns when done.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
+        let _ = self.worker_stop.send(true);
         self.task.await??;
+        if let Some(worker) = self.worker {
+            let _ = worker.await;
+        }
         Ok(())
     }
 }
@@ -46,10 +84,46 @@ impl Running {
 /// Builds the state and starts serving. Migrations must already be applied.
 pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
     let db = Db::new(&cfg.db)?;
+    let worker_db = db.clone();
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let from = crate::mail::address::parse_from_setting(&cfg.mail.from)
+        .map_err(|e| anyhow::anyhow!("USERSVC_MAIL_FROM: {e}"))?;
+    let public_url = cfg
+        .mail
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
+        anyhow::bail!("USERSVC_PUBLIC_URL must start with http:// or https://");
+    }
+    let mut settings = MailSettings::new(public_url, from);
+    settings.max_attempts = cfg.mail.max_attempts.max(1);
+    settings.retry_base = cfg.mail.retry_base;
+    settings.lease = cfg.mail.lease;
+    if cfg.mail.retry_base < std::time::Duration::from_secs(1) {
+        settings.poll_interval = cfg
+            .mail
+            .retry_base
+            .max(std::time::Duration::from_millis(50));
+    }
+    let mail = Arc::new(settings);
+    let transport = Arc::new(
+        Transport::from_url(
+            cfg.mail.smtp_url.as_deref(),
+            &cfg.mail.mail_dir,
+            cfg.mail.smtp_timeout,
+        )
+        .map_err(|e| anyhow::anyhow!("USERSVC_SMTP_URL: {e}"))?,
+    );
+    let hasher = Hasher::new(cfg.hash_concurrency);
     let services = Services {
         db: db.clone(),
-        hasher: Hasher::new(cfg.hash_concurrency),
+        hasher: hasher.clone(),
         limits: cfg.limits.clone(),
+        mail: mail.clone(),
     };
     let schema = graphql::build(Some(services), &cfg.limits);
     let sdl: Arc<str> = schema.sdl().into();
@@ -60,12 +134,15 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
         metrics: telemetry::metrics_handle(),
         settings: Arc::new(cfg.http),
         sdl,
+        hasher,
+        mail: mail.clone(),
     };
-    let listener = tokio::net::TcpListener::bind(&cfg.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
-    let addr = listener.local_addr()?;
     let app = http::router(state);
+    let (worker_stop, worker_rx) = watch::channel(false);
+    let worker = cfg
+        .mail
+        .worker
+        .then(|| Worker::new(worker_db, transport.clone(), mail.clone()).spawn(worker_rx));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -76,8 +153,12 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
     });
     Ok(Running {
         addr,
+        mail,
+        transport,
         shutdown: tx,
         task,
+        worker_stop,
+        worker,
     })
 }
 

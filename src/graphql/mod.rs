@@ -8,6 +8,7 @@ pub mod extension;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
+pub mod recovery;
 pub mod types;
 
 use std::time::Duration;
@@ -63,16 +64,21 @@ pub struct Services {
     pub db: Db,
     pub hasher: Hasher,
     pub limits: Limits,
+    pub mail: std::sync::Arc<crate::mail::MailSettings>,
 }
 
 /// Builds the schema with its limits and the scope extension.
 pub fn build(services: Option<Services>, limits: &Limits) -> AppSchema {
-    let mut builder = Schema::build(query::Query, mutation::Mutation, EmptySubscription)
-        .extension(extension::ScopesAndMetrics)
-        .limit_depth(limits.max_depth)
-        .limit_complexity(limits.max_complexity)
-        .limit_directives(limits.max_directives)
-        .limit_recursive_depth(32);
+    let mut builder = Schema::build(
+        query::Query,
+        mutation::Mutation::default(),
+        EmptySubscription,
+    )
+    .extension(extension::ScopesAndMetrics)
+    .limit_depth(limits.max_depth)
+    .limit_complexity(limits.max_complexity)
+    .limit_directives(limits.max_directives)
+    .limit_recursive_depth(32);
     if !limits.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }

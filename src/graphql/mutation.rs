@@ -115,18 +115,23 @@ pub struct DeleteUserPayload {
 
 /// Creating and deleting users of the caller's app.
 #[derive(Default)]
-pub struct Mutation;
+pub struct UsersMutation;
+
+/// Every mutation.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Mutation(UsersMutation, super::recovery::RecoveryMutation);
 
 async fn create(ctx: &Context<'_>, input: NewUser) -> Result<CreateUserPayload> {
     let svc = services(ctx);
-    let created = users::create::create(&svc.db, &svc.hasher, caller(ctx), input).await?;
+    let created =
+        users::create::create(&svc.db, &svc.hasher, &svc.mail, caller(ctx), input).await?;
     Ok(CreateUserPayload {
         user: User::with_identities(created.profile, created.identities),
     })
 }
 
 #[Object]
-impl Mutation {
+impl UsersMutation {
     /// Creates a user with an email identity (brainCloud SysCreateUserEmailPassword).
     /// Scope: `cloudcode:users:create`.
     #[graphql(complexity = "2000 + child_complexity")]

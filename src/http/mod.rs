@@ -8,6 +8,7 @@
 pub mod graphiql;
 pub mod graphql;
 pub mod ops;
+pub mod pages;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +47,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub settings: Arc<HttpSettings>,
     pub sdl: Arc<str>,
+    pub hasher: crate::passwords::Hasher,
+    pub mail: Arc<crate::mail::MailSettings>,
 }
 
 /// The whole router.
@@ -62,6 +65,18 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(max_body)),
         )
         .route("/graphiql/{file}", get(graphiql::asset))
+        .route(
+            "/self-service/reset-password",
+            get(pages::reset_get)
+                .post(pages::reset_post)
+                .layer(DefaultBodyLimit::max(16 * 1024)),
+        )
+        .route(
+            "/self-service/delete-account",
+            get(pages::delete_get)
+                .post(pages::delete_post)
+                .layer(DefaultBodyLimit::max(16 * 1024)),
+        )
         .route("/schema.graphql", get(ops::schema_sdl))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -16,9 +16,13 @@ use uuid::Uuid;
 use super::fields::{ProfileFields, ValidFields};
 use super::{IdentityKind, caller_app, normalise};
 use crate::auth::Caller;
-use crate::db::models::{Identity, NewAuditEvent, NewIdentity, NewProfile, Profile};
+use crate::db::models::{
+    Identity, NewAuditEvent, NewIdentity, NewOutboxMessage, NewProfile, Profile,
+};
 use crate::db::{self, Db};
 use crate::error::{AppError, AppResult, current_request_id};
+use crate::mail::MailSettings;
+use crate::mail::outbox::Kind;
 use crate::passwords::{Hasher, MAX_PASSWORD_BYTES, Policy, random_secret};
 
 /// The identity a new user logs in with, as the caller sent it.
@@ -114,6 +118,7 @@ fn check(input: NewUser) -> AppResult<Checked> {
 pub async fn create(
     db: &Db,
     hasher: &Hasher,
+    mail: &MailSettings,
     caller: &Caller,
     input: NewUser,
 ) -> AppResult<Created> {
@@ -154,8 +159,17 @@ pub async fn create(
         }
     };
     if let Some(template) = &c.fields.notification_template_id {
-        // No template store exists yet, so every template id is unknown.
-        return Err(AppError::InvalidTemplateId(template.clone()));
+        if db::templates::find(&mut conn, &app.app_id, template)
+            .await?
+            .is_none()
+        {
+            return Err(AppError::InvalidTemplateId(template.clone()));
+        }
+        if c.fields.contact_email.is_none() {
+            return Err(AppError::bad_input(
+                "notificationTemplateId needs a contactEmail to send the mail to",
+            ));
+        }
     }
     let taken = db::identities::find_owner(
         &mut conn,
@@ -236,6 +250,23 @@ pub async fn create(
                 }],
             )
             .await?;
+            if let (Some(template), Some(to)) = (&f.notification_template_id, &f.contact_email) {
+                db::outbox::insert(
+                    conn,
+                    &NewOutboxMessage {
+                        app_id: &app.app_id,
+                        message_id: Uuid::now_v7(),
+                        profile_id: Some(profile_id),
+                        kind: Kind::AccountCreated.as_str(),
+                        identity_kind: None,
+                        recipient: to,
+                        template_id: Some(template),
+                        params: json!({}),
+                    },
+                    None,
+                )
+                .await?;
+            }
             Ok(Created {
                 profile,
                 identities: vec![identity],
@@ -244,6 +275,9 @@ pub async fn create(
         .await;
     match result {
         Ok(created) => {
+            if f.notification_template_id.is_some() {
+                mail.wake.notify_one();
+            }
             tracing::info!(app_id = %caller.app_id, profile_id = %profile_id, kind = c.kind.as_str(), "created user");
             Ok(created)
         }

@@ -1,7 +1,7 @@
 //! SysDeleteUser: idempotent deletion, children orphaned or deleted recursively, all in one
 //! transaction with its audit events.
 
-use diesel_async::AsyncConnection;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -23,49 +23,66 @@ pub async fn delete(
     let id = parse_profile_id(profile_id, "profileId")?;
     let mut conn = db.conn().await?;
     let request_id = current_request_id();
-    let app_id = caller.app_id.as_str();
     let deleted = conn
-        .transaction::<_, AppError, _>(async move |conn| {
-            let orphans = if delete_children {
-                Vec::new()
-            } else {
-                db::profiles::orphan_children(conn, app_id, id).await?
-            };
-            let deleted = db::profiles::delete_tree(conn, app_id, id, delete_children).await?;
-            let mut events: Vec<NewAuditEvent> = deleted
-                .iter()
-                .map(|d| NewAuditEvent {
-                    app_id: &d.app_id,
-                    profile_id: Some(d.profile_id),
-                    actor: &caller.actor,
-                    operation: "deleteUser",
-                    details: Some(if d.depth == 0 {
-                        json!({ "deleteChildren": delete_children })
-                    } else {
-                        json!({ "deletedWithAncestor": id, "parentProfileId": d.parent_profile_id })
-                    }),
-                    request_id: request_id.as_deref(),
-                })
-                .collect();
-            events.extend(orphans.iter().map(|(app, child)| NewAuditEvent {
-                app_id: app,
-                profile_id: Some(*child),
-                actor: &caller.actor,
-                operation: "orphanUser",
-                details: Some(json!({ "formerParentProfileId": id })),
-                request_id: request_id.as_deref(),
-            }));
-            if !events.is_empty() {
-                db::audit::insert(conn, &events).await?;
-            }
-            Ok(deleted
-                .into_iter()
-                .map(|d| d.profile_id)
-                .collect::<Vec<_>>())
+        .transaction::<_, AppError, _>(async |conn| {
+            delete_in(conn, caller, request_id.as_deref(), id, delete_children).await
         })
         .await?;
     if !deleted.is_empty() {
         tracing::info!(app_id = %caller.app_id, profile_id = %id, deleted = deleted.len(), "deleted user");
     }
     Ok(deleted)
+}
+
+/// The deletion itself, inside the caller's transaction: orphan or delete the children, delete
+/// the profile (identities and one-time tokens go with it by cascade), drop its queued mail,
+/// and write one audit event per profile touched.
+pub async fn delete_in(
+    conn: &mut AsyncPgConnection,
+    caller: &Caller,
+    request_id: Option<&str>,
+    id: Uuid,
+    delete_children: bool,
+) -> AppResult<Vec<Uuid>> {
+    let app_id = caller.app_id.as_str();
+    let orphans = if delete_children {
+        Vec::new()
+    } else {
+        db::profiles::orphan_children(conn, app_id, id).await?
+    };
+    let deleted = db::profiles::delete_tree(conn, app_id, id, delete_children).await?;
+    let keys: Vec<(String, Uuid)> = deleted
+        .iter()
+        .map(|d| (d.app_id.clone(), d.profile_id))
+        .collect();
+    if !keys.is_empty() {
+        db::outbox::drop_for_profiles(conn, &keys, None, "profile deleted").await?;
+    }
+    let mut events: Vec<NewAuditEvent> = deleted
+        .iter()
+        .map(|d| NewAuditEvent {
+            app_id: &d.app_id,
+            profile_id: Some(d.profile_id),
+            actor: &caller.actor,
+            operation: "deleteUser",
+            details: Some(if d.depth == 0 {
+                json!({ "deleteChildren": delete_children })
+            } else {
+                json!({ "deletedWithAncestor": id, "parentProfileId": d.parent_profile_id })
+            }),
+            request_id,
+        })
+        .collect();
+    events.extend(orphans.iter().map(|(app, child)| NewAuditEvent {
+        app_id: app,
+        profile_id: Some(*child),
+        actor: &caller.actor,
+        operation: "orphanUser",
+        details: Some(json!({ "formerParentProfileId": id })),
+        request_id,
+    }));
+    if !events.is_empty() {
+        db::audit::insert(conn, &events).await?;
+    }
+    Ok(deleted.into_iter().map(|d| d.profile_id).collect())
 }

@@ -1,0 +1,63 @@
+//! Mail: templates (minijinja), strict sender/recipient checks, the SMTP or file transport, and
+//! the durable outbox with its workers.
+//!
+//! A mutation that sends mail only writes a row to the outbox, in its own transaction; workers
+//! in every `serve` process claim due rows (`FOR UPDATE SKIP LOCKED` with a lease), render and
+//! send them with no database connection held, retry with backoff and give up after a number of
+//! attempts, recording why. An SMTP server that is down, slow or refusing never makes a
+//! mutation fail or wait.
+
+pub mod address;
+pub mod outbox;
+pub mod templates;
+pub mod transport;
+
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+/// How mail is sent and retried.
+#[derive(Debug)]
+pub struct MailSettings {
+    /// Base of links when the app has no `public_url` of its own.
+    pub public_url: String,
+    /// Sender when neither the call nor the app names one.
+    pub default_from: lettre::message::Mailbox,
+    /// Attempts before a message is given up.
+    pub max_attempts: i32,
+    /// First retry delay; doubles per attempt up to [`MailSettings::max_retry_delay`].
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub max_retry_delay: Duration,
+    /// How long a claimed message stays invisible to other workers.
+    pub lease: Duration,
+    /// How often idle workers look for due messages.
+    pub poll_interval: Duration,
+    /// Wakes the local worker when a message is queued.
+    pub wake: Notify,
+}
+
+impl MailSettings {
+    /// Settings with the defaults: 8 attempts, retries from 5 s doubling to 10 min, 60 s lease,
+    /// 1 s poll.
+    pub fn new(public_url: String, default_from: lettre::message::Mailbox) -> Self {
+        MailSettings {
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            default_from,
+            max_attempts: 8,
+            retry_base: Duration::from_secs(5),
+            max_retry_delay: Duration::from_secs(600),
+            lease: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(1),
+            wake: Notify::new(),
+        }
+    }
+
+    /// The delay before attempt `attempts + 1`.
+    pub fn backoff(&self, attempts: i32) -> Duration {
+        let exp = u32::try_from(attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(0);
+        self.retry_base
+            .saturating_mul(2u32.saturating_pow(exp))
+            .min(self.max_retry_delay)
+    }
+}

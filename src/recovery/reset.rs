@@ -1,0 +1,366 @@
+//! Password resets (SysSendPasswordResetEmail / …UniversalId with their Advanced and
+//! WithExpiry variants), reset links returned to the caller, and `setPassword`.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::params::{self, ServiceParams};
+use super::{check_ttl, link_base, new_token, query_value};
+use crate::auth::Caller;
+use crate::db::models::{App, Identity, NewAuditEvent, NewOutboxMessage, Profile};
+use crate::db::schema::{identities, profiles};
+use crate::db::{self, Db};
+use crate::error::{AppError, AppResult, current_request_id};
+use crate::mail::{MailSettings, outbox::Kind};
+use crate::passwords::{Hasher, MAX_PASSWORD_BYTES, Policy};
+use crate::users::{IdentityKind, caller_app, parse_profile_id};
+
+/// Which reset: to the EMAIL identity's address, or (universal id) to the contact email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetVia {
+    Email,
+    UniversalId,
+}
+
+/// A reset request.
+#[derive(Debug, Clone, Default)]
+pub struct ResetRequest {
+    pub profile_id: String,
+    pub ttl_minutes: Option<i32>,
+    pub params: Option<ServiceParams>,
+}
+
+/// A queued reset mail.
+#[derive(Debug, Clone)]
+pub struct QueuedReset {
+    pub email_id: Uuid,
+    pub recipient: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A profile, locked for the rest of the transaction (resets for one profile are serialised,
+/// which makes the per-profile rate limit exact), with its identities.
+async fn locked_profile(
+    conn: &mut AsyncPgConnection,
+    app_id: &str,
+    id: Uuid,
+) -> AppResult<(Profile, Vec<Identity>)> {
+    let profile: Profile = profiles::table
+        .find((app_id, id))
+        .select(Profile::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(AppError::ProfileNotFound)?;
+    let ids = db::identities::for_profile(conn, app_id, id).await?;
+    Ok((profile, ids))
+}
+
+fn identity(ids: &[Identity], kind: IdentityKind) -> Option<&Identity> {
+    ids.iter().find(|i| i.kind == kind.as_str())
+}
+
+/// Queues a reset mail. Returns once the message and its audit event are committed; the
+/// outbox worker mints the link and sends it.
+pub async fn send_reset(
+    db: &Db,
+    mail: &MailSettings,
+    caller: &Caller,
+    via: ResetVia,
+    req: ResetRequest,
+) -> AppResult<QueuedReset> {
+    let id = parse_profile_id(&req.profile_id, "profileId")?;
+    let ttl = check_ttl(req.ttl_minutes)?;
+    let (template_id, stored) = params::check(req.params.unwrap_or_default())?;
+    let request_id = current_request_id();
+    let mut conn = db.conn().await?;
+    let queued = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let app = caller_app(conn, caller).await?;
+            let (profile, ids) = locked_profile(conn, &app.app_id, id).await?;
+            let (recipient, kind) = match via {
+                ResetVia::Email => {
+                    let email = identity(&ids, IdentityKind::Email)
+                        .ok_or(AppError::MissingIdentity("EMAIL"))?;
+                    (email.external_id.clone(), IdentityKind::Email)
+                }
+                ResetVia::UniversalId => {
+                    identity(&ids, IdentityKind::UniversalId)
+                        .ok_or(AppError::MissingIdentity("UNIVERSAL_ID"))?;
+                    let contact = profile
+                        .contact_email
+                        .clone()
+                        .ok_or(AppError::SecurityError)?;
+                    (contact, IdentityKind::UniversalId)
+                }
+            };
+            if let Some(t) = &template_id {
+                db::templates::find(conn, &app.app_id, t)
+                    .await?
+                    .ok_or_else(|| AppError::InvalidTemplateId(t.clone()))?;
+            }
+            let sent =
+                db::outbox::count_last_hour(conn, &app.app_id, id, Kind::PasswordReset.as_str())
+                    .await?;
+            if sent >= i64::from(app.reset_mails_per_hour) {
+                return Err(AppError::RateLimited(format!(
+                    "at most {} reset mails per profile per hour",
+                    app.reset_mails_per_hour
+                )));
+            }
+            let ttl = ttl.unwrap_or(app.reset_ttl_minutes);
+            let message_id = Uuid::now_v7();
+            let row = db::outbox::insert(
+                conn,
+                &NewOutboxMessage {
+                    app_id: &app.app_id,
+                    message_id,
+                    profile_id: Some(id),
+                    kind: Kind::PasswordReset.as_str(),
+                    identity_kind: Some(kind.as_str()),
+                    recipient: &recipient,
+                    template_id: template_id.as_deref(),
+                    params: serde_json::to_value(&stored).map_err(AppError::internal)?,
+                },
+                Some(ttl),
+            )
+            .await?;
+            let operation = match via {
+                ResetVia::Email => "sendPasswordResetEmail",
+                ResetVia::UniversalId => "sendPasswordResetUniversalId",
+            };
+            let mut details = json!({ "emailId": message_id, "tokenTtlInMinutes": ttl });
+            if let Some(t) = &template_id {
+                details["templateId"] = json!(t);
+            }
+            if !stored.categories.is_empty() {
+                details["categories"] = json!(stored.categories);
+            }
+            db::audit::insert(
+                conn,
+                &[NewAuditEvent {
+                    app_id: &app.app_id,
+                    profile_id: Some(id),
+                    actor: &caller.actor,
+                    operation,
+                    details: Some(details),
+                    request_id: request_id.as_deref(),
+                }],
+            )
+            .await?;
+            let expires_at = row
+                .token_expires_at
+                .ok_or_else(|| AppError::internal("reset without expiry"))?;
+            Ok(QueuedReset {
+                email_id: message_id,
+                recipient,
+                expires_at,
+            })
+        })
+        .await?;
+    mail.wake.notify_one();
+    tracing::info!(app_id = %caller.app_id, profile_id = %id, email_id = %queued.email_id, "queued a reset mail");
+    Ok(queued)
+}
+
+/// A link and when it stops working.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub url: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The reset page's link for a token.
+pub fn reset_url(app: &App, mail: &MailSettings, token: &str) -> String {
+    format!(
+        "{}/self-service/reset-password?token={}",
+        link_base(app.public_url.as_deref(), &mail.public_url),
+        query_value(token)
+    )
+}
+
+fn password_kind(t: IdentityKind) -> AppResult<IdentityKind> {
+    match t {
+        IdentityKind::External => Err(AppError::bad_input("EXTERNAL identities have no password")),
+        k => Ok(k),
+    }
+}
+
+/// A reset link returned to the caller instead of mailed (it replaces older live links).
+pub async fn create_reset_url(
+    db: &Db,
+    mail: &MailSettings,
+    caller: &Caller,
+    profile_id: &str,
+    kind: IdentityKind,
+    ttl_minutes: Option<i32>,
+) -> AppResult<Link> {
+    let id = parse_profile_id(profile_id, "profileId")?;
+    let kind = password_kind(kind)?;
+    let ttl = check_ttl(ttl_minutes)?;
+    let (token, hash) = new_token()?;
+    let request_id = current_request_id();
+    let mut conn = db.conn().await?;
+    conn.transaction::<_, AppError, _>(async |conn| {
+        let app = caller_app(conn, caller).await?;
+        let (_, ids) = locked_profile(conn, &app.app_id, id).await?;
+        identity(&ids, kind).ok_or(AppError::MissingIdentity(kind.as_str()))?;
+        let ttl = ttl.unwrap_or(app.reset_ttl_minutes);
+        let row = db::tokens::issue(
+            conn,
+            &app.app_id,
+            id,
+            db::tokens::PASSWORD_RESET,
+            Some(kind.as_str()),
+            &hash,
+            ttl,
+        )
+        .await?;
+        db::audit::insert(
+            conn,
+            &[NewAuditEvent {
+                app_id: &app.app_id,
+                profile_id: Some(id),
+                actor: &caller.actor,
+                operation: "createPasswordResetUrl",
+                details: Some(json!({ "identityType": kind.as_str(), "tokenTtlInMinutes": ttl })),
+                request_id: request_id.as_deref(),
+            }],
+        )
+        .await?;
+        Ok(Link {
+            url: reset_url(&app, mail, &token),
+            expires_at: row.expires_at,
+        })
+    })
+    .await
+}
+
+/// Writes a new password hash to a profile's identity and does what every password change
+/// does, inside the caller's transaction: revoke the profile's live links, drop its queued
+/// reset mails, queue a "password changed" notice, write the audit event.
+#[allow(clippy::too_many_arguments)]
+pub async fn write_password(
+    conn: &mut AsyncPgConnection,
+    app: &App,
+    profile: &Profile,
+    kind: IdentityKind,
+    hash: &str,
+    actor: &str,
+    operation: &str,
+    request_id: Option<&str>,
+) -> AppResult<()> {
+    let updated = diesel::update(
+        identities::table
+            .filter(identities::app_id.eq(&app.app_id))
+            .filter(identities::profile_id.eq(profile.profile_id))
+            .filter(identities::kind.eq(kind.as_str())),
+    )
+    .set((
+        identities::password_hash.eq(hash),
+        identities::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
+    if updated == 0 {
+        return Err(AppError::MissingIdentity(kind.as_str()));
+    }
+    db::tokens::revoke(conn, &app.app_id, profile.profile_id, None).await?;
+    db::outbox::drop_for_profiles(
+        conn,
+        &[(app.app_id.clone(), profile.profile_id)],
+        Some(&[Kind::PasswordReset.as_str()]),
+        "superseded by a password change",
+    )
+    .await?;
+    if let Some(to) = &profile.contact_email {
+        db::outbox::insert(
+            conn,
+            &NewOutboxMessage {
+                app_id: &app.app_id,
+                message_id: Uuid::now_v7(),
+                profile_id: Some(profile.profile_id),
+                kind: Kind::PasswordChanged.as_str(),
+                identity_kind: None,
+                recipient: to,
+                template_id: None,
+                params: json!({}),
+            },
+            None,
+        )
+        .await?;
+    }
+    db::audit::insert(
+        conn,
+        &[NewAuditEvent {
+            app_id: &app.app_id,
+            profile_id: Some(profile.profile_id),
+            actor,
+            operation,
+            details: Some(json!({ "identityType": kind.as_str() })),
+            request_id,
+        }],
+    )
+    .await?;
+    Ok(())
+}
+
+/// SysSetPasswordUniversalId (and the EMAIL twin): sets a password chosen by the caller.
+pub async fn set_password(
+    db: &Db,
+    hasher: &Hasher,
+    mail: &MailSettings,
+    caller: &Caller,
+    profile_id: &str,
+    password: String,
+    kind: IdentityKind,
+) -> AppResult<(Profile, Vec<Identity>)> {
+    let id = parse_profile_id(profile_id, "profileId")?;
+    let kind = password_kind(kind)?;
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(AppError::InvalidPasswordContent(format!(
+            "must be at most {MAX_PASSWORD_BYTES} bytes long"
+        )));
+    }
+    {
+        let mut conn = db.conn().await?;
+        let app = caller_app(&mut conn, caller).await?;
+        db::profiles::find(&mut conn, &app.app_id, id)
+            .await?
+            .ok_or(AppError::ProfileNotFound)?;
+        let ids = db::identities::for_profile(&mut conn, &app.app_id, id).await?;
+        identity(&ids, kind).ok_or(AppError::MissingIdentity(kind.as_str()))?;
+        Policy::of(&app)
+            .check(&password)
+            .map_err(AppError::InvalidPasswordContent)?;
+    }
+    let hash = hasher.hash(password).await?;
+    let request_id = current_request_id();
+    let mut conn = db.conn().await?;
+    let result = conn
+        .transaction::<_, AppError, _>(async |conn| {
+            let app = caller_app(conn, caller).await?;
+            let (profile, _) = locked_profile(conn, &app.app_id, id).await?;
+            write_password(
+                conn,
+                &app,
+                &profile,
+                kind,
+                &hash,
+                &caller.actor,
+                "setPassword",
+                request_id.as_deref(),
+            )
+            .await?;
+            let ids = db::identities::for_profile(conn, &app.app_id, id).await?;
+            Ok((profile, ids))
+        })
+        .await?;
+    mail.wake.notify_one();
+    tracing::info!(app_id = %caller.app_id, profile_id = %id, "password set");
+    Ok(result)
+}
