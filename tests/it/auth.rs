@@ -338,6 +338,26 @@ pub const ROOT_CALLS: &[(&str, &str)] = &[
         "deleteUser",
         "mutation { deleteUser(input: {profileId: \"00000000-0000-7000-8000-000000000000\"}) { deletedProfileIds } }",
     ),
+    (
+        "sendPasswordResetEmail",
+        "mutation { sendPasswordResetEmail(input: {profileId: \"00000000-0000-7000-8000-000000000000\"}) { emailId } }",
+    ),
+    (
+        "sendPasswordResetUniversalId",
+        "mutation { sendPasswordResetUniversalId(input: {profileId: \"00000000-0000-7000-8000-000000000000\"}) { emailId } }",
+    ),
+    (
+        "createPasswordResetUrl",
+        "mutation { createPasswordResetUrl(input: {profileId: \"00000000-0000-7000-8000-000000000000\", identityType: EMAIL}) { url } }",
+    ),
+    (
+        "setPassword",
+        "mutation { setPassword(input: {profileId: \"00000000-0000-7000-8000-000000000000\", password: \"Abcdefgh1!xyz\"}) { user { profileId } } }",
+    ),
+    (
+        "createSelfServiceDeletionUrl",
+        "mutation { createSelfServiceDeletionUrl(input: {profileId: \"00000000-0000-7000-8000-000000000000\"}) { url } }",
+    ),
 ];
 
 #[tokio::test]

@@ -18,7 +18,7 @@ use usersvc::db::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use usersvc::db::{Db, DbSettings};
 use usersvc::graphql::Limits;
 use usersvc::http::HttpSettings;
-use usersvc::server::{self, Running, ServerConfig};
+use usersvc::server::{self, MailConfig, Running, ServerConfig};
 
 /// The HS256 secret every test server accepts (kid-less).
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256-0123456789";
@@ -139,6 +139,12 @@ pub struct Options {
     pub http: HttpSettings,
     pub keys_file: Option<PathBuf>,
     pub leeway: u64,
+    /// SMTP server URL; `None`: files.
+    pub smtp_url: Option<String>,
+    /// Whether the server runs its own outbox worker.
+    pub mail_worker: bool,
+    /// Mail lease (a claimed message comes due again after it).
+    pub mail_lease: Duration,
 }
 
 impl Default for Options {
@@ -151,6 +157,9 @@ impl Default for Options {
             },
             keys_file: None,
             leeway: 30,
+            smtp_url: None,
+            mail_worker: true,
+            mail_lease: Duration::from_secs(30),
         }
     }
 }
@@ -162,6 +171,7 @@ pub struct TestApp {
     pub db_name: String,
     pub client: reqwest::Client,
     pub db: Db,
+    pub mail_dir: PathBuf,
     running: Option<Running>,
 }
 
@@ -175,6 +185,14 @@ impl TestApp {
 
     /// A server with the given options.
     pub async fn with(opts: Options) -> Self {
+        // The server's logs, shown for failing tests; RUST_LOG picks the level (default: warn).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            )
+            .with_test_writer()
+            .try_init();
         let c = cluster();
         let db_name = format!("{}_{}", c.prefix, NEXT_DB.fetch_add(1, Ordering::SeqCst));
         let mut admin = AsyncPgConnection::establish(&c.url("postgres"))
@@ -203,6 +221,7 @@ impl TestApp {
             statement_timeout: Duration::from_secs(5),
         };
         let db = Db::new(&db_settings).expect("pool");
+        let mail_dir = std::env::temp_dir().join(format!("usersvc-mail-{db_name}"));
         let running = server::start(ServerConfig {
             db: db_settings,
             verifier,
@@ -210,6 +229,17 @@ impl TestApp {
             http: opts.http,
             listen: "127.0.0.1:0".into(),
             hash_concurrency: 2,
+            mail: MailConfig {
+                public_url: None,
+                from: "Test Service <no-reply@usersvc.test>".into(),
+                smtp_url: opts.smtp_url.clone(),
+                mail_dir: mail_dir.clone(),
+                smtp_timeout: Duration::from_secs(2),
+                max_attempts: 50,
+                retry_base: Duration::from_millis(100),
+                lease: opts.mail_lease,
+                worker: opts.mail_worker,
+            },
         })
         .await
         .expect("start the server");
@@ -219,6 +249,7 @@ impl TestApp {
             db_name,
             client: reqwest::Client::new(),
             db,
+            mail_dir,
             running: Some(running),
         };
         for (id, parent) in [
@@ -298,6 +329,11 @@ impl TestApp {
         code(&v)
     }
 
+    /// The running server (its mail settings and transport).
+    pub fn server(&self) -> &Running {
+        self.running.as_ref().expect("running")
+    }
+
     /// A fresh connection to this test's database, for assertions on stored rows.
     pub async fn sql(&self) -> AsyncPgConnection {
         AsyncPgConnection::establish(&self.db_url)
@@ -311,6 +347,7 @@ impl Drop for TestApp {
         let running = self.running.take();
         let admin = cluster().url("postgres");
         let name = self.db_name.clone();
+        let _ = std::fs::remove_dir_all(&self.mail_dir);
         drop(running); // the server task ends with the test's runtime
         // A thread of its own: Drop cannot await, and the test's runtime may be shutting down.
         let _ = std::thread::spawn(move || {

@@ -4,12 +4,15 @@ mod client;
 mod harness;
 
 mod auth;
+mod browser;
 mod create;
 mod delete;
 mod embedded;
 mod limits;
+mod mail;
 mod ops;
 mod paging;
 mod read;
 mod schema;
+mod smtp_sink;
 mod tenancy;

@@ -23,6 +23,10 @@ fn no_secret_shaped_field_is_in_the_schema() {
             continue;
         }
         let name = name.to_lowercase();
+        // The contract's link lifetime is the one name that speaks of tokens without holding one.
+        if name == "tokenttlinminutes" {
+            continue;
+        }
         for word in ["hash", "secret", "token"] {
             assert!(!name.contains(word), "field {name} looks like a secret");
         }

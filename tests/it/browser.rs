@@ -1,0 +1,282 @@
+//! A real browser: headless Chromium driven through chromedriver (WebDriver) opens a reset link
+//! read out of a received mail, fills the form and submits it; confirms a deletion link; and
+//! loads GraphiQL from `GET /graphql` and runs a query with a token — all with nothing but
+//! localhost reachable (GraphiQL's assets come from usersvc itself).
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::create::make_user;
+use crate::harness::*;
+use crate::smtp_sink::SmtpSink;
+
+/// Makes sure Chromium and its driver are installed: as root on Debian, installs them (as the
+/// test harness does for PostgreSQL); otherwise fails saying which command does.
+fn ensure_chromium() {
+    let present = || {
+        std::path::Path::new("/usr/bin/chromium").exists()
+            && std::path::Path::new("/usr/bin/chromedriver").exists()
+    };
+    if present() {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    assert!(
+        root,
+        "the browser tests need Chromium: sudo apt-get install -y chromium chromium-driver"
+    );
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INSTALL.lock().unwrap();
+    if present() {
+        return;
+    }
+    for args in [
+        &["update", "-qq"][..],
+        &["install", "-y", "-qq", "chromium", "chromium-driver"][..],
+    ] {
+        let ok = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "apt-get {args:?} failed");
+    }
+}
+
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        ensure_chromium();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let profile = tempfile::tempdir().unwrap();
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        });
+        let caps: serde_json::Map<String, serde_json::Value> = caps.as_object().unwrap().clone();
+        let mut last = None;
+        for _ in 0..100 {
+            // chromedriver is on localhost over plain HTTP: no TLS stack needed.
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(client) => {
+                    return Browser {
+                        client,
+                        driver,
+                        _profile: profile,
+                    };
+                }
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("could not reach chromedriver: {last:?}");
+    }
+
+    async fn text(&self, css: &str) -> String {
+        match self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+        {
+            Ok(e) => e.text().await.unwrap(),
+            Err(e) => {
+                let page = self.client.source().await.unwrap_or_default();
+                panic!("{css}: {e}; the page is:\n{page}")
+            }
+        }
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_person_resets_a_password_and_deletes_an_account_in_a_browser() {
+    let sink = SmtpSink::start();
+    let t = TestApp::with(Options {
+        smtp_url: Some(sink.url()),
+        ..Options::default()
+    })
+    .await;
+    let id = make_user(&t, "a", "zoe@example.com").await;
+    let (_, v) = t
+        .gql(
+            &t.token("a", ALL),
+            "mutation($id: ID!) { sendPasswordResetEmail(input: {profileId: $id}) { emailId } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(code(&v), "", "{v}");
+    let link = sink.wait_for(1, Duration::from_secs(15)).await[0]
+        .find_link("/self-service/reset-password?token=")
+        .unwrap();
+
+    let b = Browser::start().await;
+    b.client.goto(&link).await.unwrap();
+    assert!(b.text("h1").await.contains("Choose a new password"));
+    b.client
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("a fine new password")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Id("confirmation"))
+        .await
+        .unwrap()
+        .send_keys("a fine new password")
+        .await
+        .unwrap();
+    b.client
+        .find(Locator::Id("submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        b.text("#result")
+            .await
+            .contains("Your password has been changed")
+    );
+
+    let (_, v) = t
+        .gql(
+            &t.token("a", ALL),
+            "mutation($id: ID!) { createSelfServiceDeletionUrl(input: {profileId: $id}) { url } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let url = v["data"]["createSelfServiceDeletionUrl"]["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    b.client.goto(&url).await.unwrap();
+    assert!(b.text("h1").await.contains("Delete your a account?"));
+    b.client
+        .find(Locator::Id("confirm"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        b.text("#result")
+            .await
+            .contains("Your account has been deleted")
+    );
+    let (_, v) = t
+        .gql(
+            &t.token("a", ALL),
+            "query($id: ID!) { userInfo(profileId: $id) { profileId } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert!(v["data"]["userInfo"].is_null());
+    b.close().await;
+}
+
+#[tokio::test]
+async fn graphiql_runs_a_query_with_a_pasted_token() {
+    let t = TestApp::new().await;
+    make_user(&t, "a", "gil@example.com").await;
+    let b = Browser::start().await;
+    b.client.goto(&format!("{}/graphql", t.base)).await.unwrap();
+    b.text(".graphiql-container").await;
+    // Paste the token into the Headers editor (a CodeMirror instance), as a person would.
+    let headers = json!({ "Authorization": format!("Bearer {}", t.token("a", ALL)) }).to_string();
+    let mut pasted = false;
+    for _ in 0..100 {
+        let r = b
+            .client
+            .execute(
+                "const eds = [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')];
+                 const h = eds.find(e => e.CodeMirror && e.CodeMirror.getValue().includes('Authorization'));
+                 if (!h) return false;
+                 h.CodeMirror.setValue(arguments[0]);
+                 return true;",
+                vec![json!(headers)],
+            )
+            .await
+            .unwrap();
+        if r == json!(true) {
+            pasted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(pasted, "found GraphiQL's headers editor");
+    b.client
+        .find(Locator::Css(".graphiql-execute-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let mut result = String::new();
+    for _ in 0..100 {
+        result = b
+            .client
+            .execute(
+                "const r = document.querySelector('.result-window .CodeMirror');
+                 return r && r.CodeMirror ? r.CodeMirror.getValue() : '';",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        if result.contains("totalCount") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&result).unwrap_or_else(|_| panic!("result pane: {result}"));
+    assert_eq!(v["data"]["users"]["totalCount"], json!(1), "{v}");
+    assert_eq!(
+        v["data"]["users"]["nodes"][0]["contactEmail"],
+        json!("gil@example.com")
+    );
+    b.close().await;
+}
