@@ -103,3 +103,46 @@ async fn graphiql_is_served_without_a_token_and_with_its_own_assets() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
 }
+
+#[tokio::test]
+async fn connections_the_database_dropped_are_replaced_without_failing_requests() {
+    use diesel_async::RunQueryDsl;
+    let t = TestApp::new().await;
+    let token = t.token("a", ALL);
+    let query = "{ users(first: 1) { totalCount } }";
+    // Fill the pool with several connections at once.
+    let warm: Vec<_> = (0..8)
+        .map(|_| t.gql(&token, query, serde_json::json!({})))
+        .collect();
+    for (status, v) in futures_util::future::join_all(warm).await {
+        assert_eq!((status, code(&v)), (200, String::new()), "{v}");
+    }
+    // The database ends every one of the server's sessions (a restart or failover looks alike).
+    let mut admin = t.sql().await;
+    let killed: Vec<bool> = diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
+          WHERE datname = '{}' AND pid <> pg_backend_pid()",
+        t.db_name
+    ))
+    .load::<Killed>(&mut admin)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|k| k.killed)
+    .collect();
+    assert!(
+        !killed.is_empty() && killed.iter().all(|k| *k),
+        "{killed:?}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    for _ in 0..20 {
+        let (status, v) = t.gql(&token, query, serde_json::json!({})).await;
+        assert_eq!((status, code(&v)), (200, String::new()), "{v}");
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Killed {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    killed: bool,
+}
