@@ -7,13 +7,15 @@ use uuid::Uuid;
 use super::models::{AuditEvent, NewAuditEvent};
 use super::schema::audit_events;
 
-/// Appends entries.
+/// Appends entries. One entry (the common case) goes in as a single-row INSERT, which diesel
+/// prepares once per connection; a multi-row INSERT is planned anew each time.
 pub async fn insert(conn: &mut AsyncPgConnection, events: &[NewAuditEvent<'_>]) -> QueryResult<()> {
-    diesel::insert_into(audit_events::table)
-        .values(events)
-        .execute(conn)
-        .await
-        .map(drop)
+    let insert = diesel::insert_into(audit_events::table);
+    match events {
+        [] => Ok(()),
+        [one] => insert.values(one).execute(conn).await.map(drop),
+        many => insert.values(many).execute(conn).await.map(drop),
+    }
 }
 
 /// A profile's entries, oldest first.

@@ -1,6 +1,10 @@
 //! Row types: what a query reads (`Profile`, `Identity`, …) and what an insert writes
 //! (`NewProfile`, …). The identity read model has no password hash field at all — it selects
 //! only whether one exists — so a hash cannot leak through a type that was never loaded.
+//!
+//! In the insert types `None` means NULL (`treat_none_as_default_value = false`): none of their
+//! nullable columns has another default, and an insert whose `None`s meant DEFAULT would have
+//! SQL that depends on the values, which diesel never caches as a prepared statement.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -62,7 +66,7 @@ pub struct Profile {
 
 /// A profile to insert.
 #[derive(Debug, Insertable)]
-#[diesel(table_name = profiles)]
+#[diesel(table_name = profiles, treat_none_as_default_value = false)]
 pub struct NewProfile<'a> {
     pub app_id: &'a str,
     pub profile_id: Uuid,
@@ -99,7 +103,7 @@ pub struct Identity {
 
 /// An identity to insert.
 #[derive(Debug, Insertable)]
-#[diesel(table_name = identities)]
+#[diesel(table_name = identities, treat_none_as_default_value = false)]
 pub struct NewIdentity<'a> {
     pub app_id: &'a str,
     pub profile_id: Uuid,
@@ -125,7 +129,7 @@ pub struct AuditEvent {
 
 /// An audit entry to insert; `at` is the transaction's time.
 #[derive(Debug, Insertable)]
-#[diesel(table_name = audit_events)]
+#[diesel(table_name = audit_events, treat_none_as_default_value = false)]
 pub struct NewAuditEvent<'a> {
     pub app_id: &'a str,
     pub profile_id: Option<Uuid>,
@@ -186,7 +190,7 @@ pub struct OutboxMessage {
 
 /// A message to queue.
 #[derive(Debug, Insertable)]
-#[diesel(table_name = super::schema::outbox)]
+#[diesel(table_name = super::schema::outbox, treat_none_as_default_value = false)]
 pub struct NewOutboxMessage<'a> {
     pub app_id: &'a str,
     pub message_id: Uuid,

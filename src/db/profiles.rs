@@ -156,6 +156,54 @@ pub enum SortKey {
     Text(String),
 }
 
+/// `(column, profiles.profile_id) op ($key, $id)`: the keyset comparison, with the column and
+/// operator from closed sets. Written as its own expression (not an SQL literal) so that diesel
+/// caches the prepared statement: every page after a cursor is then planned once per connection.
+#[derive(Debug, Clone)]
+struct Keyset {
+    column: &'static str,
+    op: &'static str,
+    key: SortKey,
+    profile_id: Uuid,
+}
+
+impl diesel::expression::Expression for Keyset {
+    type SqlType = Bool;
+}
+
+impl diesel::expression::ValidGrouping<()> for Keyset {
+    type IsAggregate = diesel::expression::is_aggregate::No;
+}
+
+impl diesel::expression::AppearsOnTable<profiles::table> for Keyset {}
+impl diesel::expression::SelectableExpression<profiles::table> for Keyset {}
+
+impl diesel::query_builder::QueryId for Keyset {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl diesel::query_builder::QueryFragment<Pg> for Keyset {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, Pg>,
+    ) -> QueryResult<()> {
+        out.push_sql("(");
+        out.push_sql(self.column);
+        out.push_sql(", profiles.profile_id) ");
+        out.push_sql(self.op);
+        out.push_sql(" (");
+        match &self.key {
+            SortKey::Time(t) => out.push_bind_param::<Timestamptz, _>(t)?,
+            SortKey::Text(k) => out.push_bind_param::<Text, _>(k)?,
+        }
+        out.push_sql(", ");
+        out.push_bind_param::<diesel::sql_types::Uuid, _>(&self.profile_id)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
 /// A place in an ordered listing: just past or at the row `(key, profile_id)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Position {
@@ -276,21 +324,12 @@ impl<'a> Listing<'a> {
             OrderField::UserName => "profiles.user_name_key",
             OrderField::LastLoginAt => "profiles.last_login_key",
         };
-        let head = sql::<Bool>(&format!("({column}, profiles.profile_id) {op} ("));
-        match &pos.key {
-            SortKey::Time(t) => Box::new(
-                head.bind::<Timestamptz, _>(*t)
-                    .sql(", ")
-                    .bind::<diesel::sql_types::Uuid, _>(pos.profile_id)
-                    .sql(")"),
-            ),
-            SortKey::Text(s) => Box::new(
-                head.bind::<Text, _>(s.clone())
-                    .sql(", ")
-                    .bind::<diesel::sql_types::Uuid, _>(pos.profile_id)
-                    .sql(")"),
-            ),
-        }
+        Box::new(Keyset {
+            column,
+            op,
+            key: pos.key.clone(),
+            profile_id: pos.profile_id,
+        })
     }
 
     fn ordered(&self, q: BoxedProfiles<'a>, reverse: bool) -> BoxedProfiles<'a> {
