@@ -5,6 +5,7 @@
 //! Layers, outside in: a panic becomes a generic 500; every response gets a request id and
 //! `nosniff`; an overall deadline; the body limit on `/graphql`.
 
+pub mod documents;
 pub mod graphiql;
 pub mod graphql;
 pub mod ops;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub sdl: Arc<str>,
     pub hasher: crate::passwords::Hasher,
     pub mail: Arc<crate::mail::MailSettings>,
+    /// Parsed GraphQL documents, by their text.
+    pub documents: Arc<documents::Documents>,
 }
 
 /// The whole router.
