@@ -415,7 +415,17 @@ struct Inner {
     by_kid: HashMap<String, VerifyKey>,
     issuer: String,
     audience: String,
+    leeway_secs: i64,
+    /// Tokens that passed every check, by their exact text: a caller sends the same token with
+    /// every request, and checking it again (base64, JSON, signature) costs more than the
+    /// database work of a small query. A hit re-checks `exp`; `nbf` can only have become true.
+    verified: std::sync::Mutex<HashMap<String, Claims>>,
 }
+
+/// Most tokens kept verified; a full map starts over.
+const VERIFIED_CAPACITY: usize = 256;
+/// Longest token kept verified.
+const VERIFIED_MAX_BYTES: usize = 2048;
 
 /// Verifies bearer tokens against the configured keys. Cloning is cheap (an `Arc`).
 #[derive(Clone)]
@@ -498,6 +508,8 @@ impl Verifier {
                 by_kid,
                 issuer: cfg.issuer.clone(),
                 audience: cfg.audience.clone(),
+                leeway_secs: i64::try_from(cfg.leeway_secs).unwrap_or(0),
+                verified: std::sync::Mutex::new(HashMap::new()),
             }),
         };
         tracing::info!(verifier = ?verifier, leeway_secs = cfg.leeway_secs, "JWT keys loaded");
@@ -511,11 +523,36 @@ impl Verifier {
 
     /// Checks a token (without the `Bearer ` prefix) and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let now = unix_now();
+        if let Some(claims) = self.verified().get(token)
+            && claims.exp >= now - self.inner.leeway_secs
+        {
+            return Ok(claims.clone());
+        }
         let result = self.verify_inner(token);
-        if let Err(err) = &result {
-            tracing::debug!(error = %err, "bearer token refused");
+        match &result {
+            Err(err) => {
+                self.verified().remove(token);
+                tracing::debug!(error = %err, "bearer token refused");
+            }
+            Ok(claims) if token.len() <= VERIFIED_MAX_BYTES => {
+                let mut verified = self.verified();
+                if verified.len() >= VERIFIED_CAPACITY {
+                    verified.clear();
+                }
+                verified.insert(token.to_owned(), claims.clone());
+            }
+            Ok(_) => {}
         }
         result
+    }
+
+    fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, Claims>> {
+        // The map is valid whatever a panicking holder was doing.
+        self.inner
+            .verified
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn verify_inner(&self, token: &str) -> Result<Claims, AuthError> {
@@ -1660,6 +1697,27 @@ nf30yqxt0SZrHTCo4o7/sylXYvoMuGyA
         cfg.leeway_secs = MAX_LEEWAY_SECS;
         let lax = Verifier::from_config(&cfg).unwrap();
         assert!(lax.verify(&token).is_ok());
+    }
+
+    #[test]
+    fn a_remembered_token_is_still_refused_once_it_expires() {
+        let mut cfg = config(Some(KIDLESS_SECRET), None);
+        cfg.leeway_secs = 0;
+        let verifier = Verifier::from_config(&cfg).unwrap();
+        let token = kidless(claims_with(|c| c["exp"] = json!(now() + 1)));
+        assert!(verifier.verify(&token).is_ok());
+        assert!(
+            verifier.verify(&token).is_ok(),
+            "the second check is answered from memory"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert_eq!(verifier.verify(&token), Err(AuthError::Expired));
+        // A token that never verified is not remembered, however often it comes.
+        let last = if token.ends_with('A') { "B" } else { "A" };
+        let forged = format!("{}{last}", &token[..token.len() - 1]);
+        for _ in 0..2 {
+            assert!(verifier.verify(&forged).is_err());
+        }
     }
 
     // ---- garbage never panics ---------------------------------------------
