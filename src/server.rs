@@ -136,6 +136,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
         sdl,
         hasher,
         mail: mail.clone(),
+        documents: Arc::new(http::documents::Documents::new(512)),
     };
     let app = http::router(state);
     let (worker_stop, worker_rx) = watch::channel(false);
