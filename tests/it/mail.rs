@@ -1106,3 +1106,87 @@ async fn self_service_deletion_links_delete_after_an_explicit_confirmation() {
     let (status, _) = post_form(&t, "/self-service/delete-account", &form).await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn templates_put_with_the_cli_are_used_by_resets() {
+    let (t, sink) = app_with_smtp().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.txt"),
+        "Hi from {{ appName }}: {{ webUrl }}",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("t.html"),
+        "<p>{{ appName }}</p><a href=\"{{ webUrl }}\">go</a>",
+    )
+    .unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_usersvc"))
+            .args(args)
+            .env("DATABASE_URL", &t.db_url)
+            .env_remove("USERSVC_JWT_SECRET")
+            .current_dir(dir.path())
+            .output()
+            .expect("run usersvc")
+    };
+    let put = [
+        "template",
+        "put",
+        "--app",
+        "a",
+        "--id",
+        "cli-reset",
+        "--subject",
+        "Reset for {{ appName }}",
+        "--text",
+        "t.txt",
+        "--html",
+        "t.html",
+    ];
+    let out = cli(&put);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // An unknown app or a template that does not compile is refused with one clear line.
+    let mut unknown = put;
+    unknown[3] = "no-such-app";
+    let out = cli(&unknown);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no-such-app"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(dir.path().join("bad.txt"), "{% if %}").unwrap();
+    let mut bad = put;
+    bad[9] = "bad.txt";
+    let out = cli(&bad);
+    assert!(
+        !out.status.success(),
+        "a broken template must not be stored"
+    );
+
+    let id = make_user(&t, "a", "tim@example.com").await;
+    let v = reset(
+        &t,
+        RESET_EMAIL,
+        json!({ "profileId": id, "serviceParams": { "templateId": "cli-reset" } }),
+    )
+    .await;
+    assert_eq!(code(&v), "", "{v}");
+    let mail = sink.wait_for(1, WAIT).await.remove(0);
+    assert_eq!(mail.subject(), "Reset for a");
+    assert!(
+        mail.text_body().starts_with("Hi from a: "),
+        "{}",
+        mail.text_body()
+    );
+    assert!(
+        mail.find_link("/self-service/reset-password?token=")
+            .is_some()
+    );
+}
