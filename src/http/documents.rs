@@ -3,7 +3,7 @@
 //! on every request (it depends on the variables), only the parse is saved.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::parser::types::ExecutableDocument;
 
@@ -15,7 +15,7 @@ const MAX_TEXT: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct Documents {
     capacity: usize,
-    map: Mutex<HashMap<String, ExecutableDocument>>,
+    map: Mutex<HashMap<String, Arc<ExecutableDocument>>>,
 }
 
 impl Documents {
@@ -29,11 +29,11 @@ impl Documents {
 
     /// The parsed form of `text`, from the cache or freshly parsed (and then kept). `None` when
     /// it does not parse: execution reports the syntax error itself.
-    pub fn parse(&self, text: &str) -> Option<ExecutableDocument> {
+    pub fn parse(&self, text: &str) -> Option<Arc<ExecutableDocument>> {
         if let Some(doc) = self.lock().get(text) {
             return Some(doc.clone());
         }
-        let doc = async_graphql::parser::parse_query(text).ok()?;
+        let doc = Arc::new(async_graphql::parser::parse_query(text).ok()?);
         if self.capacity > 0 && text.len() <= MAX_TEXT {
             let mut map = self.lock();
             if map.len() >= self.capacity {
@@ -54,7 +54,7 @@ impl Documents {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ExecutableDocument>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ExecutableDocument>>> {
         // The map is always in a valid state, even if a holder panicked.
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }

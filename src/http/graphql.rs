@@ -5,6 +5,7 @@
 //! shape: JSON only (415 otherwise), one operation per request (arrays: 400), mutations only
 //! over POST (405); then execution with the caller attached, under the request deadline.
 
+use async_graphql::parser::types::ExecutableDocument;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -81,9 +82,11 @@ async fn execute(
     caller: Caller,
     mut request: async_graphql::Request,
 ) -> Response {
-    if let Some(doc) = state.documents.parse(&request.query) {
-        request.set_parsed_query(doc);
+    let doc = state.documents.parse(&request.query);
+    if let Some(doc) = &doc {
+        request.set_parsed_query(ExecutableDocument::clone(doc));
     }
+    let operation = request.operation_name.clone();
     let request = graphql::prepare(request, caller, &state.db);
     let deadline = state.settings.request_timeout;
     match tokio::time::timeout(
@@ -92,7 +95,10 @@ async fn execute(
     )
     .await
     {
-        Ok(response) => {
+        Ok(mut response) => {
+            if let Some(doc) = &doc {
+                super::order::reorder(&mut response.data, doc, operation.as_deref());
+            }
             let mut resp = axum::Json(response).into_response();
             resp.headers_mut()
                 .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -9,6 +9,7 @@ pub mod documents;
 pub mod graphiql;
 pub mod graphql;
 pub mod ops;
+pub mod order;
 pub mod pages;
 
 use std::sync::Arc;

@@ -146,3 +146,32 @@ struct Killed {
     #[diesel(sql_type = diesel::sql_types::Bool)]
     killed: bool,
 }
+
+#[tokio::test]
+async fn response_fields_come_in_the_order_they_were_asked_for() {
+    let t = TestApp::new().await;
+    crate::create::make_user(&t, "a", "ord@example.com").await;
+    let query = "{ users(first: 1) { totalCount pageInfo { hasNextPage } edges { node { identities { externalId type } userName } cursor } } }";
+    let text = t
+        .client
+        .post(format!("{}/graphql", t.base))
+        .bearer_auth(t.token("a", ALL))
+        .json(&serde_json::json!({ "query": query }))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = |k: &str| text.find(k).unwrap_or_else(|| panic!("{k} in {text}"));
+    assert!(
+        at("totalCount") < at("pageInfo") && at("pageInfo") < at("edges"),
+        "{text}"
+    );
+    assert!(
+        at("externalId") < at("\"type\"")
+            && at("identities") < at("userName")
+            && at("userName") < at("cursor"),
+        "{text}"
+    );
+}
