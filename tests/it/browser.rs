@@ -121,8 +121,14 @@ impl Browser {
         }
     }
 
-    async fn close(mut self) {
-        let _ = self.client.close().await;
+    async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    /// chromedriver goes with the browser, also when a failing test unwinds past `close`.
+    fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
