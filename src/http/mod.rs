@@ -55,6 +55,31 @@ pub struct AppState {
     pub documents: Arc<documents::Documents>,
 }
 
+/// An HTML page with the headers every page usersvc serves carries: its Content-Security-Policy,
+/// no referrer, no framing.
+pub(crate) fn html_page(
+    status: StatusCode,
+    body: impl IntoResponse,
+    csp: &'static str,
+) -> Response {
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    resp
+}
+
 /// The whole router.
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.max_body_bytes;

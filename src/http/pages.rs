@@ -12,9 +12,10 @@ use std::collections::HashMap;
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::AppState;
+use crate::error::AppError;
 use crate::passwords::Policy;
 use crate::recovery::self_service::{self, DeadLink, ResetOutcome};
 
@@ -52,22 +53,9 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
          <body><main>{body}</main></body></html>",
         title = esc(title),
     );
-    let mut resp = (status, html).into_response();
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut resp = super::html_page(status, html, CSP);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -103,7 +91,10 @@ fn dead(kind: DeadLink, what: &str) -> Response {
     )
 }
 
-fn internal() -> Response {
+/// The page for an unexpected failure. The cause is logged with the request id (turning it
+/// into a GraphQL error is what logs it) and never shown.
+fn failed(e: AppError) -> Response {
+    let _ = async_graphql::Error::from(e);
     page(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong",
@@ -173,10 +164,7 @@ pub async fn reset_get(
             &reset_form(token, &view.app_name, &view.policy, None),
         ),
         Ok(Err(d)) => dead(d, "password reset"),
-        Err(e) => {
-            let _ = async_graphql::Error::from(e); // logs it with the request id
-            internal()
-        }
+        Err(e) => failed(e),
     }
 }
 
@@ -228,10 +216,7 @@ pub async fn reset_post(
             ),
         ),
         Ok(ResetOutcome::Dead(d)) => dead(d, "password reset"),
-        Err(e) => {
-            let _ = async_graphql::Error::from(e);
-            internal()
-        }
+        Err(e) => failed(e),
     }
 }
 
@@ -262,10 +247,7 @@ pub async fn delete_get(
             ),
         ),
         Ok(Err(d)) => dead(d, "account deletion"),
-        Err(e) => {
-            let _ = async_graphql::Error::from(e);
-            internal()
-        }
+        Err(e) => failed(e),
     }
 }
 
@@ -295,10 +277,7 @@ pub async fn delete_post(
              A confirmation is on its way to your email address.</p>",
         ),
         Ok(Err(d)) => dead(d, "account deletion"),
-        Err(e) => {
-            let _ = async_graphql::Error::from(e);
-            internal()
-        }
+        Err(e) => failed(e),
     }
 }
 
