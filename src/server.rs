@@ -125,10 +125,10 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
         limits: cfg.limits.clone(),
         mail: mail.clone(),
     };
-    let schema = graphql::build(Some(services), &cfg.limits);
-    let sdl: Arc<str> = schema.sdl().into();
+    let schemas = graphql::build_schemas(services, &cfg.limits);
+    let sdl: Arc<str> = schemas.strict.sdl().into();
     let state = AppState {
-        schema,
+        schemas,
         db,
         verifier: Arc::new(cfg.verifier),
         metrics: telemetry::metrics_handle(),

@@ -4,7 +4,7 @@
 //! the result; no rule lives here.
 
 pub mod connection;
-pub mod extension;
+pub mod guard;
 pub mod loaders;
 pub mod mutation;
 pub mod query;
@@ -14,7 +14,7 @@ pub mod types;
 use std::time::Duration;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{Context, EmptySubscription, Request, Schema};
+use async_graphql::{Context, EmptySubscription, Request, Schema, ValidationMode};
 
 use crate::auth::Caller;
 use crate::db::Db;
@@ -60,6 +60,7 @@ impl Default for Limits {
 }
 
 /// What resolvers reach through the schema: the service layer's dependencies.
+#[derive(Clone)]
 pub struct Services {
     pub db: Db,
     pub hasher: Hasher,
@@ -67,14 +68,41 @@ pub struct Services {
     pub mail: std::sync::Arc<crate::mail::MailSettings>,
 }
 
-/// Builds the schema with its limits and the scope extension.
+/// Builds the schema with its limits; it validates every request in full.
 pub fn build(services: Option<Services>, limits: &Limits) -> AppSchema {
+    build_validating(services, limits, ValidationMode::Strict)
+}
+
+/// The two schemas a server runs, the same in everything but validation.
+#[derive(Clone)]
+pub struct Schemas {
+    /// Validates every request in full.
+    pub strict: AppSchema,
+    /// For a request whose validation cannot differ from one that already passed in full (see
+    /// [`crate::http::documents`]): it re-checks only what the variables' values can change,
+    /// complexity and depth (and fragment cycles, which are cheap), against the same limits.
+    pub known: AppSchema,
+}
+
+/// Builds both schemas over the same services.
+pub fn build_schemas(services: Services, limits: &Limits) -> Schemas {
+    Schemas {
+        strict: build_validating(Some(services.clone()), limits, ValidationMode::Strict),
+        known: build_validating(Some(services), limits, ValidationMode::Fast),
+    }
+}
+
+fn build_validating(
+    services: Option<Services>,
+    limits: &Limits,
+    validation: ValidationMode,
+) -> AppSchema {
     let mut builder = Schema::build(
         query::Query,
         mutation::Mutation::default(),
         EmptySubscription,
     )
-    .extension(extension::ScopesAndMetrics)
+    .validation_mode(validation)
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
     .limit_directives(limits.max_directives)

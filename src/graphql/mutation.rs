@@ -130,7 +130,7 @@ async fn create(ctx: &Context<'_>, input: NewUser) -> Result<CreateUserPayload> 
     })
 }
 
-#[Object]
+#[Object(guard = "super::guard::RootScope::MUTATION")]
 impl UsersMutation {
     /// Creates a user with an email identity (brainCloud SysCreateUserEmailPassword).
     /// Scope: `cloudcode:users:create`.

@@ -14,7 +14,7 @@ use crate::users::{self, page::PageRequest};
 #[derive(Default)]
 pub struct Query;
 
-#[Object]
+#[Object(guard = "super::guard::RootScope::QUERY")]
 impl Query {
     /// A user of the caller's app, or null (brainCloud SysGetUserInfo). A profile of another
     /// app is null too. Scope: `cloudcode:users:read`.

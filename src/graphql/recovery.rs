@@ -161,7 +161,7 @@ async fn reset(
     })
 }
 
-#[Object]
+#[Object(guard = "super::guard::RootScope::MUTATION")]
 impl RecoveryMutation {
     /// Mails a password reset link to the profile's EMAIL identity (brainCloud
     /// SysSendPasswordResetEmail, …Advanced, …WithExpiry, …AdvancedWithExpiry). Returns once

@@ -5,7 +5,9 @@
 //! shape: JSON only (415 otherwise), one operation per request (arrays: 400), mutations only
 //! over POST (405); then execution with the caller attached, under the request deadline.
 
-use async_graphql::parser::types::ExecutableDocument;
+use std::time::Instant;
+
+use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -83,21 +85,36 @@ async fn execute(
     mut request: async_graphql::Request,
 ) -> Response {
     let doc = state.documents.parse(&request.query);
-    if let Some(doc) = &doc {
-        request.set_parsed_query(ExecutableDocument::clone(doc));
-    }
     let operation = request.operation_name.clone();
+    // A request whose validation cannot differ from one that passed in full skips the rules
+    // that depend on the document alone (see `documents`).
+    let key = doc
+        .as_ref()
+        .and_then(|d| d.validation_key(operation.as_deref(), &request.variables));
+    let known = matches!((&doc, &key), (Some(d), Some(k)) if d.has_passed(k));
+    if let Some(doc) = &doc {
+        request.set_parsed_query(ExecutableDocument::clone(&doc.parsed));
+    }
     let request = graphql::prepare(request, caller, &state.db);
+    let schema = if known {
+        &state.schemas.known
+    } else {
+        &state.schemas.strict
+    };
     let deadline = state.settings.request_timeout;
-    match tokio::time::timeout(
-        deadline,
-        async_graphql::Schema::execute(&state.schema, request),
-    )
-    .await
-    {
+    let started = Instant::now();
+    match tokio::time::timeout(deadline, async_graphql::Schema::execute(schema, request)).await {
         Ok(mut response) => {
             if let Some(doc) = &doc {
-                super::order::reorder(&mut response.data, doc, operation.as_deref());
+                // Data comes back only from a request that passed validation.
+                if !known
+                    && !matches!(response.data, async_graphql::Value::Null)
+                    && let Some(key) = key
+                {
+                    doc.record_passed(key);
+                }
+                super::order::reorder(&mut response.data, &doc.parsed, operation.as_deref());
+                count_root_fields(&doc.parsed, operation.as_deref(), &response, started);
             }
             let mut resp = axum::Json(response).into_response();
             resp.headers_mut()
@@ -114,6 +131,69 @@ async fn execute(
                 "the request took too long and was cancelled",
                 "INTERNAL_SERVER_ERROR",
             )
+        }
+    }
+}
+
+/// Counts the root fields an executed operation asked for, for `/metrics`: per field, how many
+/// ended well or with an error for them, and the duration of the operation that asked for it.
+/// A request refused before execution (validation) counts nothing.
+fn count_root_fields(
+    doc: &ExecutableDocument,
+    operation: Option<&str>,
+    response: &async_graphql::Response,
+    started: Instant,
+) {
+    if matches!(response.data, async_graphql::Value::Null)
+        && response.errors.iter().all(|e| e.path.is_empty())
+    {
+        return;
+    }
+    let Some(op) = super::documents::selected_operation(doc, operation) else {
+        return;
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let mut fields = Vec::new();
+    root_fields(doc, &op.node.selection_set.node, &mut fields, 0);
+    for (name, key) in fields {
+        let failed = response.errors.iter().any(
+            |e| matches!(e.path.first(), Some(async_graphql::PathSegment::Field(f)) if f == key),
+        );
+        let outcome = if failed { "error" } else { "ok" };
+        metrics::histogram!("usersvc_graphql_field_duration_seconds", "field" => name.to_owned())
+            .record(seconds);
+        metrics::counter!("usersvc_graphql_fields_total", "field" => name.to_owned(), "outcome" => outcome)
+            .increment(1);
+    }
+}
+
+/// The (name, response key) of each root field of a selection set, through fragments;
+/// introspection fields left out.
+fn root_fields<'d>(
+    doc: &'d ExecutableDocument,
+    set: &'d SelectionSet,
+    out: &mut Vec<(&'d str, &'d str)>,
+    depth: usize,
+) {
+    if depth > 8 {
+        return;
+    }
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(f) => {
+                let name = f.node.name.node.as_str();
+                if !name.starts_with("__") {
+                    out.push((name, f.node.response_key().node.as_str()));
+                }
+            }
+            Selection::InlineFragment(frag) => {
+                root_fields(doc, &frag.node.selection_set.node, out, depth + 1);
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(frag) = doc.fragments.get(&spread.node.fragment_name.node) {
+                    root_fields(doc, &frag.node.selection_set.node, out, depth + 1);
+                }
+            }
         }
     }
 }
@@ -177,22 +257,16 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 /// Whether the operation a request would run is a mutation (or a subscription).
 fn is_mutation(state: &AppState, request: &async_graphql::Request) -> bool {
-    use async_graphql::parser::types::{DocumentOperations, OperationType};
     let Some(doc) = state.documents.parse(&request.query) else {
         return false; // execution reports the syntax error
     };
-    let ty = match (&doc.operations, request.operation_name.as_deref()) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| op.node.ty)
-        }
-        _ => None,
-    };
-    matches!(
-        ty,
-        Some(OperationType::Mutation | OperationType::Subscription)
-    )
+    super::documents::selected_operation(&doc.parsed, request.operation_name.as_deref())
+        .is_some_and(|op| {
+            matches!(
+                op.node.ty,
+                OperationType::Mutation | OperationType::Subscription
+            )
+        })
 }
 
 /// `GET /graphql`: GraphiQL for a browser, else a query in the URL.

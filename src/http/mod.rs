@@ -29,7 +29,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::auth::jwt::Verifier;
 use crate::db::Db;
 use crate::error::REQUEST_ID;
-use crate::graphql::AppSchema;
+use crate::graphql::Schemas;
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -43,7 +43,8 @@ pub struct HttpSettings {
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub schema: AppSchema,
+    /// The schema, validating in full or (for requests known to pass) only what may differ.
+    pub schemas: Schemas,
     pub db: Db,
     pub verifier: Arc<Verifier>,
     pub metrics: PrometheusHandle,
