@@ -60,8 +60,9 @@ CREATE = (
 )
 
 # The statement usersvc runs for userInfo with identities (src/users/read.rs: one LEFT JOIN,
-# built by diesel; copied from the server's statement log), with the profile id looked up by
-# rank in bench.ids inside the same statement (pgbench variables cannot hold a UUID).
+# built by diesel; usersvc sorts the few identities itself; copied from the server's statement
+# log), with the profile id looked up by rank in bench.ids inside the same statement (pgbench
+# variables cannot hold a UUID).
 USERINFO_SQL = (
     'SELECT "profiles"."app_id", "profiles"."profile_id", "profiles"."user_name", '
     '"profiles"."contact_email", "profiles"."country_code", "profiles"."language_code", '
@@ -74,8 +75,7 @@ USERINFO_SQL = (
     'FROM ("profiles" LEFT OUTER JOIN "identities" ON (("identities"."app_id" = "profiles"."app_id") '
     'AND ("identities"."profile_id" = "profiles"."profile_id"))) '
     'WHERE (("profiles"."app_id" = :app) AND ("profiles"."profile_id" = '
-    "(SELECT profile_id FROM bench.ids WHERE rank = :r))) "
-    'ORDER BY "identities"."kind" ASC, "identities"."external_auth_type" ASC;'
+    "(SELECT profile_id FROM bench.ids WHERE rank = :r)));"
 )
 
 

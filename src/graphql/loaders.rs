@@ -34,6 +34,9 @@ impl Loader<ProfileKey> for IdentityLoader {
                 .or_default()
                 .push(row);
         }
+        for ids in out.values_mut() {
+            db::identities::in_order(ids);
+        }
         Ok(out)
     }
 }

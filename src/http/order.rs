@@ -3,9 +3,7 @@
 //! async-graphql resolves sibling fields concurrently and writes them as they finish. This puts
 //! each object's keys back in selection order, following fragments.
 
-use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, Selection, SelectionSet,
-};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Name, Value};
 
 /// Deepest nesting followed (queries are limited far below this).
@@ -13,17 +11,8 @@ const MAX_DEPTH: usize = 64;
 
 /// Reorders `data`, the result of the operation `operation` of `doc`.
 pub fn reorder(data: &mut Value, doc: &ExecutableDocument, operation: Option<&str>) {
-    let op = match (&doc.operations, operation) {
-        (DocumentOperations::Single(op), _) => op,
-        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
-            Some(op) => op,
-            None => return,
-        },
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => match ops.values().next() {
-            Some(op) => op,
-            None => return,
-        },
-        _ => return,
+    let Some(op) = super::documents::selected_operation(doc, operation) else {
+        return;
     };
     walk(data, &[&op.node.selection_set.node], doc, 0);
 }
@@ -43,10 +32,14 @@ fn walk(value: &mut Value, sets: &[&SelectionSet], doc: &ExecutableDocument, dep
             for set in sets {
                 collect(set, doc, &mut order, depth);
             }
-            let in_order = map
-                .keys()
-                .zip(order.iter().filter(|(k, _)| map.contains_key(*k)))
-                .all(|(a, (b, _))| a == *b);
+            // Usually every selected key is there: compare in step, without hashing.
+            let in_order = if map.len() == order.len() {
+                map.keys().zip(&order).all(|(a, (b, _))| a == *b)
+            } else {
+                map.keys()
+                    .zip(order.iter().filter(|(k, _)| map.contains_key(*k)))
+                    .all(|(a, (b, _))| a == *b)
+            };
             if !in_order {
                 let mut old = std::mem::take(map);
                 for (key, _) in &order {
@@ -57,7 +50,8 @@ fn walk(value: &mut Value, sets: &[&SelectionSet], doc: &ExecutableDocument, dep
                 map.extend(old);
             }
             for (key, subsets) in &order {
-                if !subsets.is_empty()
+                // Leaves (no selection below) have nothing to reorder.
+                if subsets.iter().any(|s| !s.items.is_empty())
                     && let Some(v) = map.get_mut(*key)
                 {
                     walk(v, subsets, doc, depth + 1);

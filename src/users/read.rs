@@ -45,7 +45,6 @@ pub async fn user_info(
         )
         .filter(profiles::app_id.eq(&caller.app_id))
         .filter(profiles::profile_id.eq(id))
-        .order((identities::kind.asc(), identities::external_auth_type.asc()))
         .select((Profile::as_select(), Option::<Identity>::as_select()))
         .load(&mut conn)
         .await?;
@@ -53,10 +52,11 @@ pub async fn user_info(
     let Some((profile, first)) = rows.next() else {
         return Ok(None);
     };
-    let identities = first
+    let mut identities: Vec<Identity> = first
         .into_iter()
         .chain(rows.filter_map(|(_, i)| i))
         .collect();
+    db::identities::in_order(&mut identities);
     Ok(Some(Found {
         profile,
         identities: Some(identities),
