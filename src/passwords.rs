@@ -1,17 +1,19 @@
 //! Passwords: the app's policy, argon2id hashing off the async runtime, and random secrets.
 //!
-//! Hashing costs about 19 MiB and tens of milliseconds of one core, so it runs on tokio's
-//! blocking pool behind a semaphore sized to the cores: memory has a known ceiling, and a
-//! burst of creates queues for the hasher instead of starving the threads that serve reads.
-//! Callers must not hold a database connection while they wait here.
+//! Hashing costs about 19 MiB and tens of milliseconds of one core, so it runs on a few threads
+//! of its own, as many as the cores: memory has a known ceiling, and a burst of creates queues
+//! for the hasher instead of starving the threads that serve reads. A hashing thread takes the
+//! next queued password as soon as it is done with one, without a trip through the async
+//! runtime in between. Callers must not hold a database connection while they wait here.
 
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::TryRng;
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use crate::db::models::App;
 use crate::error::{AppError, AppResult};
@@ -139,35 +141,64 @@ impl Policy {
     }
 }
 
-/// Hashes passwords on the blocking pool, at most `concurrency` at a time.
+/// A password to hash and where its PHC string goes.
+type Job = (String, oneshot::Sender<AppResult<String>>);
+
+/// Hashes passwords on `concurrency` threads of its own; they end when the last clone of the
+/// hasher is dropped.
 #[derive(Clone)]
 pub struct Hasher {
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
 }
 
 impl Hasher {
     /// A hasher running at most `concurrency` hashes at once (at least one).
     pub fn new(concurrency: usize) -> Self {
-        Hasher {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..concurrency.max(1) {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("usersvc-hash-{i}"))
+                .spawn(move || hash_jobs(&queue));
+            if let Err(e) = spawned {
+                // With no thread at all, hash() reports the closed hasher to its callers.
+                tracing::error!("cannot start a password hashing thread: {e}");
+            }
         }
+        Hasher { jobs }
     }
 
     /// The argon2id PHC string of a password, with a fresh random salt.
     pub async fn hash(&self, password: String) -> AppResult<String> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
+        let (done, result) = oneshot::channel();
+        self.jobs
+            .send((password, done))
             .map_err(|_| AppError::internal("password hasher closed"))?;
-        tokio::task::spawn_blocking(move || {
+        result
+            .await
+            .map_err(|_| AppError::internal("password hasher closed"))?
+    }
+}
+
+/// One hashing thread: the queued passwords, one after the other, until the hasher is gone.
+fn hash_jobs(queue: &Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok((password, done)) = job else {
+            return;
+        };
+        if done.is_closed() {
+            continue; // the request gave up (deadline, disconnect): spare the work
+        }
+        let phc = std::panic::catch_unwind(|| {
             argon2id()
                 .hash_password(password.as_bytes())
                 .map(|h| h.to_string())
                 .map_err(|e| AppError::internal(format!("argon2: {e}")))
         })
-        .await
-        .map_err(|e| AppError::internal(format!("hash task: {e}")))?
+        .unwrap_or_else(|_| Err(AppError::internal("argon2 panicked")));
+        let _ = done.send(phc);
     }
 }
 
@@ -228,6 +259,35 @@ mod tests {
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
         let again = Hasher::new(1).hash("correct horse".into()).await.unwrap();
         assert_ne!(phc, again, "each hash has its own salt");
+    }
+
+    #[tokio::test]
+    async fn queued_hashes_all_complete_on_the_hashers_threads() {
+        let hasher = Hasher::new(2);
+        let jobs: Vec<_> = (0..6)
+            .map(|i| {
+                let h = hasher.clone();
+                tokio::spawn(async move { h.hash(format!("password {i}")).await })
+            })
+            .collect();
+        let mut phcs = Vec::new();
+        for job in jobs {
+            phcs.push(job.await.unwrap().unwrap());
+        }
+        for (i, phc) in phcs.iter().enumerate() {
+            let parsed = argon2::PasswordHash::new(phc).unwrap();
+            let ok = argon2::PasswordVerifier::verify_password(
+                &argon2id(),
+                format!("password {i}").as_bytes(),
+                &parsed,
+            );
+            assert!(ok.is_ok(), "hash {i} verifies its own password");
+        }
+        // A request that gave up before its turn costs nothing and breaks nothing.
+        let h = hasher.clone();
+        let abandoned = tokio::spawn(async move { h.hash("never mind".into()).await });
+        abandoned.abort();
+        assert!(hasher.hash("after".into()).await.is_ok());
     }
 
     #[test]
