@@ -196,3 +196,55 @@ async fn errors_never_leak_internals() {
         }
     }
 }
+
+/// A document that passed validation once runs later requests with a lighter check (see
+/// `http::documents`); every request's variables must still be checked in full, and its
+/// complexity computed from its own values.
+#[tokio::test]
+async fn a_validated_document_still_checks_each_requests_variables() {
+    let t = TestApp::new().await;
+    let tok = t.token("a", ALL);
+    let by_identity = "query($t: IdentityType!, $e: String!) { userByIdentity(type: $t, externalId: $e) { profileId } }";
+    // The same errors as on a server that never saw the document.
+    let fresh = TestApp::new().await;
+    let fresh_tok = fresh.token("a", ALL);
+    let bad_values = [
+        json!({"t": "NOPE", "e": "x@example.com"}),
+        json!({"t": "EMAIL", "e": 5}),
+        json!({"t": "EMAIL", "e": null}),
+        json!({"t": "EMAIL", "e": ["x@example.com"]}),
+        json!({"t": "EMAIL", "e": {"a": 1}}),
+    ];
+    for _ in 0..2 {
+        let (status, v) = t
+            .gql(
+                &tok,
+                by_identity,
+                json!({"t": "EMAIL", "e": "nobody@example.com"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert!(v["errors"].is_null(), "{v}");
+        for bad in &bad_values {
+            let (_, got) = t.gql(&tok, by_identity, bad.clone()).await;
+            let (_, want) = fresh.gql(&fresh_tok, by_identity, bad.clone()).await;
+            assert!(!got["errors"].is_null(), "{bad}: {got}");
+            assert_eq!(got, want, "{bad}");
+        }
+    }
+
+    // Complexity follows each request's own page size.
+    let page = "query($n: Int) { a: users(first: $n) { totalCount } b: users(first: $n) { nodes { children { children { profileId } } } } }";
+    let (_, small) = t.gql(&tok, page, json!({"n": 1})).await;
+    assert!(small["errors"].is_null(), "{small}");
+    let (_, big) = t.gql(&tok, page, json!({"n": 500})).await;
+    assert!(
+        big["errors"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("complex"),
+        "{big}"
+    );
+    let (_, small) = t.gql(&tok, page, json!({"n": 1})).await;
+    assert!(small["errors"].is_null(), "{small}");
+}
