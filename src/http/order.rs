@@ -2,6 +2,9 @@
 //! selection set (spec §7.2.2), and people reading responses in GraphiQL or logs expect it;
 //! async-graphql resolves sibling fields concurrently and writes them as they finish. This puts
 //! each object's keys back in selection order, following fragments.
+//!
+//! The order is worked out once per response from the document (a [`Plan`]), then applied to
+//! every object of the data: the hundred edges of a page share one plan.
 
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{Name, Value};
@@ -14,56 +17,81 @@ pub fn reorder(data: &mut Value, doc: &ExecutableDocument, operation: Option<&st
     let Some(op) = super::documents::selected_operation(doc, operation) else {
         return;
     };
-    walk(data, &[&op.node.selection_set.node], doc, 0);
+    let plan = Plan::of(&[&op.node.selection_set.node], doc, 0);
+    plan.apply(data, 0);
 }
 
-fn walk(value: &mut Value, sets: &[&SelectionSet], doc: &ExecutableDocument, depth: usize) {
-    if depth > MAX_DEPTH {
-        return;
-    }
-    match value {
-        Value::List(items) => {
-            for item in items {
-                walk(item, sets, doc, depth + 1);
-            }
-        }
-        Value::Object(map) => {
-            let mut order: Vec<(&Name, Vec<&SelectionSet>)> = Vec::new();
+/// The response keys of an object in order, each with the plan of what is below it (none for
+/// leaves).
+struct Plan<'d> {
+    keys: Vec<(&'d Name, Option<Plan<'d>>)>,
+}
+
+impl<'d> Plan<'d> {
+    /// The plan for the objects selected by `sets` (several when a field is selected more than
+    /// once; their orders merge, first occurrence first).
+    fn of(sets: &[&'d SelectionSet], doc: &'d ExecutableDocument, depth: usize) -> Plan<'d> {
+        let mut order: Vec<(&Name, Vec<&SelectionSet>)> = Vec::new();
+        if depth <= MAX_DEPTH {
             for set in sets {
                 collect(set, doc, &mut order, depth);
             }
-            // Usually every selected key is there: compare in step, without hashing.
-            let in_order = if map.len() == order.len() {
-                map.keys().zip(&order).all(|(a, (b, _))| a == *b)
-            } else {
-                map.keys()
-                    .zip(order.iter().filter(|(k, _)| map.contains_key(*k)))
-                    .all(|(a, (b, _))| a == *b)
-            };
-            if !in_order {
+        }
+        let keys = order
+            .into_iter()
+            .map(|(key, subs)| {
+                let below = (!subs.is_empty()).then(|| Plan::of(&subs, doc, depth + 1));
+                (key, below)
+            })
+            .collect();
+        Plan { keys }
+    }
+
+    fn apply(&self, value: &mut Value, depth: usize) {
+        if depth > MAX_DEPTH {
+            return;
+        }
+        match value {
+            Value::List(items) => {
+                for item in items {
+                    self.apply(item, depth + 1);
+                }
+            }
+            Value::Object(map) => {
+                // Usually every selected key is there, already in order: compare in step, and
+                // go down without hashing a key.
+                if map.len() == self.keys.len()
+                    && map.keys().zip(&self.keys).all(|(a, (b, _))| a == *b)
+                {
+                    for (v, (_, below)) in map.values_mut().zip(&self.keys) {
+                        if let Some(below) = below {
+                            below.apply(v, depth + 1);
+                        }
+                    }
+                    return;
+                }
                 let mut old = std::mem::take(map);
-                for (key, _) in &order {
+                for (key, _) in &self.keys {
                     if let Some(v) = old.shift_remove(*key) {
                         map.insert((*key).clone(), v);
                     }
                 }
                 map.extend(old);
-            }
-            for (key, subsets) in &order {
-                // Leaves (no selection below) have nothing to reorder.
-                if subsets.iter().any(|s| !s.items.is_empty())
-                    && let Some(v) = map.get_mut(*key)
-                {
-                    walk(v, subsets, doc, depth + 1);
+                for (key, below) in &self.keys {
+                    if let Some(below) = below
+                        && let Some(v) = map.get_mut(*key)
+                    {
+                        below.apply(v, depth + 1);
+                    }
                 }
             }
+            _ => {}
         }
-        _ => {}
     }
 }
 
 /// The response keys of a selection set in order (first occurrence wins), each with the
-/// selection sets below it (several when a field is selected more than once).
+/// non-empty selection sets below it (several when a field is selected more than once).
 fn collect<'d>(
     set: &'d SelectionSet,
     doc: &'d ExecutableDocument,
@@ -78,9 +106,16 @@ fn collect<'d>(
             Selection::Field(f) => {
                 let key = &f.node.response_key().node;
                 let sub = &f.node.selection_set.node;
-                match order.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, subs)) => subs.push(sub),
-                    None => order.push((key, vec![sub])),
+                let subs = match order.iter_mut().position(|(k, _)| *k == key) {
+                    Some(i) => &mut order[i].1,
+                    None => {
+                        order.push((key, Vec::new()));
+                        &mut order.last_mut().expect("just pushed").1
+                    }
+                };
+                // Leaves have nothing below them to order (and cost no allocation).
+                if !sub.items.is_empty() {
+                    subs.push(sub);
                 }
             }
             Selection::FragmentSpread(s) => {
@@ -125,5 +160,21 @@ mod tests {
             serde_json::json!({ "a": { "y": 1, "x": 2 } }),
         );
         assert_eq!(out, r#"{"a":{"x":2,"y":1}}"#);
+    }
+
+    #[test]
+    fn every_item_of_a_list_is_ordered_and_missing_keys_are_tolerated() {
+        let out = run(
+            "{ l { b a n { y x } } }",
+            serde_json::json!({ "l": [
+                { "a": 1, "n": { "x": 1, "y": 2 }, "b": 2 },
+                { "b": 3, "a": 4, "n": null },
+                { "a": 5, "extra": 0 }
+            ] }),
+        );
+        assert_eq!(
+            out,
+            r#"{"l":[{"b":2,"a":1,"n":{"y":2,"x":1}},{"b":3,"a":4,"n":null},{"a":5,"extra":0}]}"#
+        );
     }
 }
