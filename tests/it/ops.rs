@@ -29,6 +29,21 @@ async fn health_readiness_metrics_and_schema() {
     assert!(metrics.contains("usersvc_http_request_duration_seconds"));
     assert!(metrics.contains("usersvc_db_pool_connections"));
 
+    // Any token is a method to HTTP; odd ones must not each become a series of their own.
+    for odd in ["FROBNICATE", "XYZZY42"] {
+        let method = reqwest::Method::from_bytes(odd.as_bytes()).unwrap();
+        let resp = t
+            .client
+            .request(method, format!("{}/graphql", t.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_client_error(), "{odd}: {}", resp.status());
+    }
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("method=\"OTHER\""), "{metrics}");
+    assert!(!metrics.contains("FROBNICATE") && !metrics.contains("XYZZY42"));
+
     let sdl = get("/schema.graphql").await.unwrap().text().await.unwrap();
     let committed =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
