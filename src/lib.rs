@@ -6,7 +6,7 @@
 //! - `graphql`: thin resolvers, scopes, limits;
 //! - `users`, `apps`: the service layer, where every rule lives;
 //! - `db`, `passwords`, `auth`: storage, hashing, token verification;
-//! - `error`, `config`, `telemetry`: shared plumbing.
+//! - `error`, `config`, `telemetry`, `sync`: shared plumbing.
 
 pub mod apps;
 pub mod auth;
@@ -20,5 +20,6 @@ pub mod mail;
 pub mod passwords;
 pub mod recovery;
 pub mod server;
+pub mod sync;
 pub mod telemetry;
 pub mod users;

@@ -184,7 +184,7 @@ impl Hasher {
 /// One hashing thread: the queued passwords, one after the other, until the hasher is gone.
 fn hash_jobs(queue: &Mutex<mpsc::Receiver<Job>>) {
     loop {
-        let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let job = crate::sync::lock(queue).recv();
         let Ok((password, done)) = job else {
             return;
         };

@@ -548,11 +548,7 @@ impl Verifier {
     }
 
     fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, Claims>> {
-        // The map is valid whatever a panicking holder was doing.
-        self.inner
-            .verified
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.inner.verified)
     }
 
     fn verify_inner(&self, token: &str) -> Result<Claims, AuthError> {

@@ -17,13 +17,15 @@
 //! [`crate::graphql::Schemas`]).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use async_graphql::parser::Positioned;
 use async_graphql::parser::types::{
     BaseType, DocumentOperations, ExecutableDocument, OperationDefinition, Type,
 };
 use async_graphql::{Value, Variables};
+
+use crate::sync::lock;
 
 /// Longest document text kept.
 const MAX_TEXT: usize = 16 * 1024;
@@ -170,11 +172,6 @@ impl Documents {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The maps are always in a valid state, even if a holder panicked.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
