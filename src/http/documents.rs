@@ -50,30 +50,6 @@ impl Document {
         }
     }
 
-    /// The validation key of a request for this document: its operation and variables'
-    /// fingerprint. `None` when the request cannot be fingerprinted (it then always validates
-    /// in full).
-    pub fn validation_key(&self, operation: Option<&str>, variables: &Variables) -> Option<String> {
-        let op = selected_operation(&self.parsed, operation)?;
-        let mut key = String::with_capacity(64);
-        key.push_str(operation.unwrap_or(""));
-        key.push('\0');
-        for def in &op.node.variable_definitions {
-            let def = &def.node;
-            key.push_str(def.name.node.as_str());
-            key.push('=');
-            match variables.get(&def.name.node) {
-                Some(value) => fingerprint(&def.var_type.node, value, &mut key)?,
-                None => key.push('-'),
-            }
-            key.push(';');
-            if key.len() > MAX_FINGERPRINT {
-                return None;
-            }
-        }
-        Some(key)
-    }
-
     /// Whether a request with this key has passed full validation.
     pub fn has_passed(&self, key: &str) -> bool {
         lock(&self.passed).contains(key)
@@ -86,6 +62,33 @@ impl Document {
             passed.insert(key);
         }
     }
+}
+
+/// The validation key of a request that runs `op` (named `operation` in the request): the
+/// operation name and the variables' fingerprint. `None` when the request cannot be
+/// fingerprinted (it then always validates in full).
+pub fn validation_key(
+    op: &Positioned<OperationDefinition>,
+    operation: Option<&str>,
+    variables: &Variables,
+) -> Option<String> {
+    let mut key = String::with_capacity(64);
+    key.push_str(operation.unwrap_or(""));
+    key.push('\0');
+    for def in &op.node.variable_definitions {
+        let def = &def.node;
+        key.push_str(def.name.node.as_str());
+        key.push('=');
+        match variables.get(&def.name.node) {
+            Some(value) => fingerprint(&def.var_type.node, value, &mut key)?,
+            None => key.push('-'),
+        }
+        key.push(';');
+        if key.len() > MAX_FINGERPRINT {
+            return None;
+        }
+    }
+    Some(key)
 }
 
 /// Appends the fingerprint of `value` given for a variable of type `ty`; `None` when it is not
@@ -198,8 +201,12 @@ mod tests {
     }
 
     fn key(query: &str, op: Option<&str>, vars: serde_json::Value) -> Option<String> {
-        let doc = Document::new(async_graphql::parser::parse_query(query).unwrap());
-        doc.validation_key(op, &Variables::from_json(vars))
+        let doc = async_graphql::parser::parse_query(query).unwrap();
+        validation_key(
+            selected_operation(&doc, op)?,
+            op,
+            &Variables::from_json(vars),
+        )
     }
 
     #[test]

@@ -5,9 +5,13 @@
 //! shape: JSON only (415 otherwise), one operation per request (arrays: 400), mutations only
 //! over POST (405); then execution with the caller attached, under the request deadline.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use async_graphql::parser::types::{ExecutableDocument, OperationType, Selection, SelectionSet};
+use async_graphql::parser::Positioned;
+use async_graphql::parser::types::{
+    ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
+};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -15,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
+use super::documents::{Document, selected_operation, validation_key};
 use crate::auth::Caller;
 use crate::error::current_request_id;
 use crate::graphql;
@@ -79,18 +84,21 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Respons
     }
 }
 
+/// Runs a request whose document is `doc` (from [`super::documents::Documents::parse`]; `None`
+/// when it does not parse, and execution reports the syntax error).
 async fn execute(
     state: &AppState,
     caller: Caller,
     mut request: async_graphql::Request,
+    doc: Option<Arc<Document>>,
 ) -> Response {
-    let doc = state.documents.parse(&request.query);
     let operation = request.operation_name.clone();
+    let op = doc
+        .as_deref()
+        .and_then(|d| selected_operation(&d.parsed, operation.as_deref()));
     // A request whose validation cannot differ from one that passed in full skips the rules
     // that depend on the document alone (see `documents`).
-    let key = doc
-        .as_ref()
-        .and_then(|d| d.validation_key(operation.as_deref(), &request.variables));
+    let key = op.and_then(|op| validation_key(op, operation.as_deref(), &request.variables));
     let known = matches!((&doc, &key), (Some(d), Some(k)) if d.has_passed(k));
     if let Some(doc) = &doc {
         request.set_parsed_query(ExecutableDocument::clone(&doc.parsed));
@@ -113,8 +121,10 @@ async fn execute(
                 {
                     doc.record_passed(key);
                 }
-                super::order::reorder(&mut response.data, &doc.parsed, operation.as_deref());
-                count_root_fields(&doc.parsed, operation.as_deref(), &response, started);
+                if let Some(op) = op {
+                    super::order::reorder(&mut response.data, &doc.parsed, op);
+                    count_root_fields(&doc.parsed, op, &response, started);
+                }
             }
             let mut resp = axum::Json(response).into_response();
             resp.headers_mut()
@@ -140,7 +150,7 @@ async fn execute(
 /// A request refused before execution (validation) counts nothing.
 fn count_root_fields(
     doc: &ExecutableDocument,
-    operation: Option<&str>,
+    op: &Positioned<OperationDefinition>,
     response: &async_graphql::Response,
     started: Instant,
 ) {
@@ -149,9 +159,6 @@ fn count_root_fields(
     {
         return;
     }
-    let Some(op) = super::documents::selected_operation(doc, operation) else {
-        return;
-    };
     let seconds = started.elapsed().as_secs_f64();
     let mut fields = Vec::new();
     root_fields(doc, &op.node.selection_set.node, &mut fields, 0);
@@ -223,7 +230,8 @@ pub async fn post_graphql(
     if body.trim_ascii_start().starts_with(b"{")
         && let Ok(request) = serde_json::from_slice::<async_graphql::Request>(&body)
     {
-        return execute(&state, caller, request).await;
+        let doc = state.documents.parse(&request.query);
+        return execute(&state, caller, request, doc).await;
     }
     // Otherwise, tell invalid JSON, batches and wrongly shaped objects apart.
     let value: serde_json::Value = match serde_json::from_slice(&body) {
@@ -245,7 +253,8 @@ pub async fn post_graphql(
             );
         }
     };
-    execute(&state, caller, request).await
+    let doc = state.documents.parse(&request.query);
+    execute(&state, caller, request, doc).await
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
@@ -255,12 +264,10 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("text/html"))
 }
 
-/// Whether the operation a request would run is a mutation (or a subscription).
-fn is_mutation(state: &AppState, request: &async_graphql::Request) -> bool {
-    let Some(doc) = state.documents.parse(&request.query) else {
-        return false; // execution reports the syntax error
-    };
-    super::documents::selected_operation(&doc.parsed, request.operation_name.as_deref())
+/// Whether the operation a request would run is a mutation (or a subscription). A document
+/// that does not parse is not: execution reports the syntax error.
+fn is_mutation(doc: Option<&Document>, operation: Option<&str>) -> bool {
+    doc.and_then(|d| selected_operation(&d.parsed, operation))
         .is_some_and(|op| {
             matches!(
                 op.node.ty,
@@ -292,7 +299,8 @@ pub async fn get_graphql(
             );
         }
     };
-    if is_mutation(&state, &request) {
+    let doc = state.documents.parse(&request.query);
+    if is_mutation(doc.as_deref(), request.operation_name.as_deref()) {
         let mut resp = bad_request(
             StatusCode::METHOD_NOT_ALLOWED,
             "mutations are only accepted over POST",
@@ -301,5 +309,5 @@ pub async fn get_graphql(
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return resp;
     }
-    execute(&state, caller, request).await
+    execute(&state, caller, request, doc).await
 }

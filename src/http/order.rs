@@ -6,17 +6,17 @@
 //! The order is worked out once per response from the document (a [`Plan`]), then applied to
 //! every object of the data: the hundred edges of a page share one plan.
 
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::Positioned;
+use async_graphql::parser::types::{
+    ExecutableDocument, OperationDefinition, Selection, SelectionSet,
+};
 use async_graphql::{Name, Value};
 
 /// Deepest nesting followed (queries are limited far below this).
 const MAX_DEPTH: usize = 64;
 
-/// Reorders `data`, the result of the operation `operation` of `doc`.
-pub fn reorder(data: &mut Value, doc: &ExecutableDocument, operation: Option<&str>) {
-    let Some(op) = super::documents::selected_operation(doc, operation) else {
-        return;
-    };
+/// Reorders `data`, the result of the operation `op` of `doc`.
+pub fn reorder(data: &mut Value, doc: &ExecutableDocument, op: &Positioned<OperationDefinition>) {
     let plan = Plan::of(&[&op.node.selection_set.node], doc, 0);
     plan.apply(data, 0);
 }
@@ -137,7 +137,8 @@ mod tests {
     fn run(query: &str, data: serde_json::Value) -> String {
         let doc = async_graphql::parser::parse_query(query).unwrap();
         let mut value = Value::from_json(data).unwrap();
-        reorder(&mut value, &doc, None);
+        let op = super::super::documents::selected_operation(&doc, None).unwrap();
+        reorder(&mut value, &doc, op);
         serde_json::to_string(&value).unwrap()
     }
 
