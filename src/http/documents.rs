@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex};
 
 use async_graphql::parser::Positioned;
 use async_graphql::parser::types::{
-    BaseType, DocumentOperations, ExecutableDocument, OperationDefinition, Type,
+    BaseType, DocumentOperations, ExecutableDocument, Field, OperationDefinition, Selection,
+    SelectionSet, Type,
 };
 use async_graphql::{Value, Variables};
 
@@ -127,6 +128,30 @@ pub fn selected_operation<'d>(
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
         _ => None,
+    }
+}
+
+/// Calls `visit` with each field `set` selects, in order, following fragment spreads and inline
+/// fragments at most `nesting` deep.
+pub fn for_each_field<'d>(
+    doc: &'d ExecutableDocument,
+    set: &'d SelectionSet,
+    nesting: usize,
+    visit: &mut impl FnMut(&'d Field),
+) {
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(f) => visit(&f.node),
+            Selection::InlineFragment(i) if nesting > 0 => {
+                for_each_field(doc, &i.node.selection_set.node, nesting - 1, visit);
+            }
+            Selection::FragmentSpread(s) if nesting > 0 => {
+                if let Some(fragment) = doc.fragments.get(&s.node.fragment_name.node) {
+                    for_each_field(doc, &fragment.node.selection_set.node, nesting - 1, visit);
+                }
+            }
+            Selection::InlineFragment(_) | Selection::FragmentSpread(_) => {}
+        }
     }
 }
 

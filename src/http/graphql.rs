@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::parser::Positioned;
-use async_graphql::parser::types::{
-    ExecutableDocument, OperationDefinition, OperationType, Selection, SelectionSet,
-};
+use async_graphql::parser::types::{ExecutableDocument, OperationDefinition, OperationType};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -19,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
-use super::documents::{Document, selected_operation, validation_key};
+use super::documents::{Document, for_each_field, selected_operation, validation_key};
 use crate::auth::Caller;
 use crate::error::current_request_id;
 use crate::graphql;
@@ -160,8 +158,14 @@ fn count_root_fields(
         return;
     }
     let seconds = started.elapsed().as_secs_f64();
+    // Root fields through fragments (nested at most 8 deep); introspection fields left out.
     let mut fields = Vec::new();
-    root_fields(doc, &op.node.selection_set.node, &mut fields, 0);
+    for_each_field(doc, &op.node.selection_set.node, 8, &mut |f| {
+        let name = f.name.node.as_str();
+        if !name.starts_with("__") {
+            fields.push((name, f.response_key().node.as_str()));
+        }
+    });
     for (name, key) in fields {
         let failed = response.errors.iter().any(
             |e| matches!(e.path.first(), Some(async_graphql::PathSegment::Field(f)) if f == key),
@@ -171,37 +175,6 @@ fn count_root_fields(
             .record(seconds);
         metrics::counter!("usersvc_graphql_fields_total", "field" => name.to_owned(), "outcome" => outcome)
             .increment(1);
-    }
-}
-
-/// The (name, response key) of each root field of a selection set, through fragments;
-/// introspection fields left out.
-fn root_fields<'d>(
-    doc: &'d ExecutableDocument,
-    set: &'d SelectionSet,
-    out: &mut Vec<(&'d str, &'d str)>,
-    depth: usize,
-) {
-    if depth > 8 {
-        return;
-    }
-    for item in &set.items {
-        match &item.node {
-            Selection::Field(f) => {
-                let name = f.node.name.node.as_str();
-                if !name.starts_with("__") {
-                    out.push((name, f.node.response_key().node.as_str()));
-                }
-            }
-            Selection::InlineFragment(frag) => {
-                root_fields(doc, &frag.node.selection_set.node, out, depth + 1);
-            }
-            Selection::FragmentSpread(spread) => {
-                if let Some(frag) = doc.fragments.get(&spread.node.fragment_name.node) {
-                    root_fields(doc, &frag.node.selection_set.node, out, depth + 1);
-                }
-            }
-        }
     }
 }
 

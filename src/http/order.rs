@@ -7,10 +7,10 @@
 //! every object of the data: the hundred edges of a page share one plan.
 
 use async_graphql::parser::Positioned;
-use async_graphql::parser::types::{
-    ExecutableDocument, OperationDefinition, Selection, SelectionSet,
-};
+use async_graphql::parser::types::{ExecutableDocument, OperationDefinition, SelectionSet};
 use async_graphql::{Name, Value};
+
+use super::documents::for_each_field;
 
 /// Deepest nesting followed (queries are limited far below this).
 const MAX_DEPTH: usize = 64;
@@ -98,36 +98,21 @@ fn collect<'d>(
     order: &mut Vec<(&'d Name, Vec<&'d SelectionSet>)>,
     depth: usize,
 ) {
-    if depth > MAX_DEPTH {
-        return;
-    }
-    for item in &set.items {
-        match &item.node {
-            Selection::Field(f) => {
-                let key = &f.node.response_key().node;
-                let sub = &f.node.selection_set.node;
-                let subs = match order.iter_mut().position(|(k, _)| *k == key) {
-                    Some(i) => &mut order[i].1,
-                    None => {
-                        order.push((key, Vec::new()));
-                        &mut order.last_mut().expect("just pushed").1
-                    }
-                };
-                // Leaves have nothing below them to order (and cost no allocation).
-                if !sub.items.is_empty() {
-                    subs.push(sub);
-                }
+    for_each_field(doc, set, MAX_DEPTH.saturating_sub(depth), &mut |f| {
+        let key = &f.response_key().node;
+        let sub = &f.selection_set.node;
+        let subs = match order.iter_mut().position(|(k, _)| *k == key) {
+            Some(i) => &mut order[i].1,
+            None => {
+                order.push((key, Vec::new()));
+                &mut order.last_mut().expect("just pushed").1
             }
-            Selection::FragmentSpread(s) => {
-                if let Some(fragment) = doc.fragments.get(&s.node.fragment_name.node) {
-                    collect(&fragment.node.selection_set.node, doc, order, depth + 1);
-                }
-            }
-            Selection::InlineFragment(i) => {
-                collect(&i.node.selection_set.node, doc, order, depth + 1)
-            }
+        };
+        // Leaves have nothing below them to order (and cost no allocation).
+        if !sub.items.is_empty() {
+            subs.push(sub);
         }
-    }
+    });
 }
 
 #[cfg(test)]
