@@ -273,12 +273,19 @@ def cmd_iterate(a):
 # --- parsing and recording ------------------------------------------------------------------
 
 
-def parse_wrk(path):
+def read_with(path, pattern, what):
+    """A tool's output file and the first match of `pattern` in it (multi-line mode); dies
+    naming `what` and showing the output's tail when there is none."""
     with open(path, errors="replace") as f:
         text = f.read()
-    m = re.search(r"^BENCHJSON (\{.*\})$", text, re.M)
+    m = re.search(pattern, text, re.M)
     if not m:
-        die(f"no BENCHJSON line in {path}:\n{text[-2000:]}")
+        die(f"no {what} in {path}:\n{text[-2000:]}")
+    return text, m
+
+
+def parse_wrk(path):
+    _, m = read_with(path, r"^BENCHJSON (\{.*\})$", "BENCHJSON line")
     d = json.loads(m.group(1))
     errs = sum(d["errors"].values())
     d["failed"] = d["bad"] + errs
@@ -288,11 +295,8 @@ def parse_wrk(path):
 
 
 def parse_pgbench(path):
-    with open(path, errors="replace") as f:
-        text = f.read()
-    m = re.search(r"^tps = ([\d.]+) \(without initial connection time\)", text, re.M)
-    if not m:
-        die(f"no tps in pgbench output {path}:\n{text[-2000:]}")
+    text, m = read_with(path, r"^tps = ([\d.]+) \(without initial connection time\)",
+                        "tps in pgbench output")
     d = {"tps": float(m.group(1))}
     m = re.search(r"^latency average = ([\d.]+) ms", text, re.M)
     if m:
