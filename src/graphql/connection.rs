@@ -96,7 +96,7 @@ pub struct UserOrder {
 /// A page of users (Relay cursor connection).
 pub struct UserConnection(pub Arc<Page>);
 
-#[Object]
+#[Object(serial)]
 impl UserConnection {
     /// The users of this page with their cursors.
     async fn edges(&self) -> Vec<UserEdge> {
@@ -136,7 +136,7 @@ pub struct UserEdge {
     node: User,
 }
 
-#[Object]
+#[Object(serial)]
 impl UserEdge {
     /// Opaque; pass it as `after` or `before` with the same filter and order.
     async fn cursor(&self) -> &str {
@@ -152,7 +152,7 @@ impl UserEdge {
 /// Relay page info; both flags are exact in both directions.
 pub struct PageInfo(Arc<Page>);
 
-#[Object]
+#[Object(serial)]
 impl PageInfo {
     /// Whether users follow this page.
     async fn has_next_page(&self, ctx: &Context<'_>) -> Result<bool> {

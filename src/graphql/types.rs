@@ -46,7 +46,7 @@ impl From<IdentityKind> for IdentityType {
 /// One way a profile logs in (brainCloud: a credential). Never carries the password or its hash.
 pub struct Identity(pub models::Identity);
 
-#[Object]
+#[Object(serial)]
 impl Identity {
     /// The kind of identity.
     async fn r#type(&self) -> IdentityType {
@@ -101,7 +101,7 @@ impl User {
     }
 }
 
-#[Object]
+#[Object(serial)]
 impl User {
     /// The profile id (a UUID).
     async fn profile_id(&self) -> ID {
@@ -203,7 +203,7 @@ impl User {
 /// One entry of a profile's audit trail.
 pub struct AuditEvent(pub models::AuditEvent);
 
-#[Object]
+#[Object(serial)]
 impl AuditEvent {
     /// The entry's id (increasing within an app).
     async fn id(&self) -> ID {
@@ -234,7 +234,7 @@ impl AuditEvent {
 /// Everything usersvc holds about a profile (brainCloud SysGetUserExport), without secrets.
 pub struct UserExport(pub Export);
 
-#[Object]
+#[Object(serial)]
 impl UserExport {
     /// The exported profile's id.
     async fn profile_id(&self) -> ID {
