@@ -4,6 +4,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::models::{App, NewApp};
+use super::rendered::RenderOnce;
 use super::schema::apps;
 
 /// One app.
@@ -11,7 +12,9 @@ pub async fn find(conn: &mut AsyncPgConnection, app_id: &str) -> QueryResult<Opt
     apps::table
         .find(app_id)
         .select(App::as_select())
-        .first(conn)
+        .limit(1)
+        .rendered_once()
+        .get_result(conn)
         .await
         .optional()
 }

@@ -7,6 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::models::{Identity, NewIdentity};
+use super::rendered::RenderOnce;
 use super::schema::identities;
 
 /// Inserts an identity. A duplicate `(app, kind, externalAuthType, externalId)` fails on the
@@ -39,6 +40,7 @@ pub async fn for_profile(
         .filter(identities::app_id.eq(app_id))
         .filter(identities::profile_id.eq(profile_id))
         .select(Identity::as_select())
+        .rendered_once()
         .load(conn)
         .await?;
     in_order(&mut ids);
@@ -79,7 +81,9 @@ pub async fn find_owner(
         .filter(identities::external_auth_type.eq(external_auth_type))
         .filter(identities::external_id.eq(external_id))
         .select(identities::profile_id)
-        .first(conn)
+        .limit(1)
+        .rendered_once()
+        .get_result(conn)
         .await
         .optional()
 }

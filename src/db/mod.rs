@@ -12,6 +12,7 @@ pub mod models;
 pub mod outbox;
 pub mod pool;
 pub mod profiles;
+pub mod rendered;
 pub mod schema;
 pub mod templates;
 pub mod tokens;

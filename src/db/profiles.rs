@@ -15,6 +15,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::models::{NewProfile, Profile};
+use super::rendered::RenderOnce;
 use super::schema::{identities, profiles};
 
 /// One profile of an app.
@@ -26,7 +27,9 @@ pub async fn find(
     profiles::table
         .find((app_id, profile_id))
         .select(Profile::as_select())
-        .first(conn)
+        .limit(1)
+        .rendered_once()
+        .get_result(conn)
         .await
         .optional()
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::{IdentityKind, normalise, parse_profile_id};
 use crate::auth::Caller;
 use crate::db::models::{AuditEvent, Identity, Profile};
+use crate::db::rendered::RenderOnce;
 use crate::db::schema::{identities, profiles};
 use crate::db::{self, Db};
 use crate::error::{AppError, AppResult};
@@ -46,6 +47,7 @@ pub async fn user_info(
         .filter(profiles::app_id.eq(&caller.app_id))
         .filter(profiles::profile_id.eq(id))
         .select((Profile::as_select(), Option::<Identity>::as_select()))
+        .rendered_once()
         .load(&mut conn)
         .await?;
     let mut rows = rows.into_iter();
