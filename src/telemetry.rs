@@ -3,6 +3,7 @@
 //! Metrics use the `metrics` facade with a Prometheus recorder installed once per process.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
@@ -48,7 +49,56 @@ pub fn metrics_handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Fails only when another recorder is already installed; then ours just stays empty.
             let _ = metrics::set_global_recorder(recorder);
+            start_upkeep(handle.clone());
             handle
         })
         .clone()
+}
+
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_PERIOD: Duration = Duration::from_secs(5);
+
+/// The recorder keeps every histogram sample (two per request) in a queue until upkeep folds
+/// it into the buckets; a scrape of `/metrics` does that too, but a server nobody scrapes would
+/// grow by those samples for ever. A thread of its own folds them every few seconds.
+fn start_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name(UPKEEP_THREAD.to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_PERIOD);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the metrics upkeep thread: {e}");
+    }
+}
+
+/// The upkeep thread's name.
+const UPKEEP_THREAD: &str = "usersvc-metrics";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names of this process's threads.
+    fn thread_names() -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .expect("/proc/self/task")
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn installing_the_recorder_starts_one_upkeep_thread() {
+        let _ = metrics_handle();
+        let _ = metrics_handle();
+        let upkeep = thread_names()
+            .iter()
+            .filter(|name| *name == UPKEEP_THREAD)
+            .count();
+        assert_eq!(upkeep, 1, "{:?}", thread_names());
+    }
 }
