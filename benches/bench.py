@@ -408,6 +408,8 @@ def cmd_record(a):
         summary = f"{d['hashes_per_second']:9.2f} hashes/s ({d['threads']} threads)"
     elif "seconds" in d:
         summary = f"{d['seconds']:.2f} s for {d['profiles']} profiles"
+    elif "vmhwm_mib" in d and "requests" in d:
+        summary = f"peak RSS {d['vmhwm_mib']} MiB, now {d['vmrss_mib']} MiB, after {d['requests']:,} requests"
     elif "vmhwm_mib" in d:
         summary = f"peak RSS {d['vmhwm_mib']} MiB at {d['connections']} connections ({d['rps']:.0f} req/s)"
     label = " ".join(f"{k}={v}" for k, v in rec.items() if k != "data")
@@ -546,6 +548,8 @@ def cmd_report(a):
     # RSS.
     rss = [r["data"] for r in pick(recs, scenario="rss")]
     details["rounds"]["rss"] = rss
+    rss_long = [r["data"] for r in pick(recs, scenario="rss-long")]
+    details["rounds"]["rss_long"] = rss_long
     res["rss_mib_64conn"] = max((x["vmhwm_mib"] for x in rss), default=None)
     res["profiles"] = n
 
@@ -646,6 +650,10 @@ def cmd_report(a):
     for x in rss:
         L.append(f"- peak RSS (VmHWM) {x['vmhwm_mib']:.1f} MiB, RSS at the end {x['vmrss_mib']:.1f} MiB, "
                  f"while 64 connections ran {x['rps']:,.0f} userInfo req/s on a freshly started usersvc")
+    for x in rss_long:
+        L.append(f"- the usersvc that served the read scenarios before it ({x['requests']:,} requests, "
+                 f"before any create): "
+                 f"peak RSS {x['vmhwm_mib']:.1f} MiB, RSS at the end {x['vmrss_mib']:.1f} MiB")
     L.append("")
     method = os.path.join(os.path.dirname(os.path.abspath(__file__)), "METHOD.md")
     if os.path.exists(method):
