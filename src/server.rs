@@ -62,6 +62,8 @@ pub struct Running {
     pub mail: Arc<MailSettings>,
     /// The transport mail goes out through.
     pub transport: Arc<Transport>,
+    /// The database pool requests use.
+    pub db: Db,
     shutdown: oneshot::Sender<()>,
     task: JoinHandle<std::io::Result<()>>,
     worker_stop: watch::Sender<bool>,
@@ -129,7 +131,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
     let sdl: Arc<str> = schemas.strict.sdl().into();
     let state = AppState {
         schemas,
-        db,
+        db: db.clone(),
         verifier: Arc::new(cfg.verifier),
         metrics: telemetry::metrics_handle(),
         settings: Arc::new(cfg.http),
@@ -156,6 +158,7 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
         addr,
         mail,
         transport,
+        db,
         shutdown: tx,
         task,
         worker_stop,

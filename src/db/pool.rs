@@ -1,9 +1,12 @@
 //! The connection pool: deadpool over diesel-async, with timeouts at every layer so that a
 //! slow or absent database turns into a prompt, typed error instead of a hung request.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::ConnectionError;
+use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
@@ -33,6 +36,18 @@ pub struct DbSettings {
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<AsyncPgConnection>,
+    statements: Arc<AtomicU64>,
+}
+
+/// Counts the statements a connection runs (each query, BEGIN and COMMIT), once they finish.
+struct StatementCounter(Arc<AtomicU64>);
+
+impl Instrumentation for StatementCounter {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::FinishQuery { .. } = event {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Db {
@@ -50,14 +65,19 @@ impl Db {
         // it broken once tokio-postgres has seen its socket close, and a broken transaction
         // manager is caught the same way.
         config.recycling_method = RecyclingMethod::Fast;
+        let statements = Arc::new(AtomicU64::new(0));
+        let counter = statements.clone();
         config.custom_setup = Box::new(move |url| {
             let setup = setup.clone();
             let url = url.to_owned();
+            let counter = counter.clone();
             async move {
                 let mut conn = AsyncPgConnection::establish(&url).await?;
                 conn.batch_execute(&setup)
                     .await
                     .map_err(|e| ConnectionError::BadConnection(e.to_string()))?;
+                // Counted from here on: the session set-up above is not the application's work.
+                conn.set_instrumentation(StatementCounter(counter));
                 Ok(conn)
             }
             .boxed()
@@ -73,12 +93,18 @@ impl Db {
             .create_timeout(Some(settings.acquire_timeout))
             .recycle_timeout(Some(settings.acquire_timeout))
             .build()?;
-        Ok(Db { pool })
+        Ok(Db { pool, statements })
     }
 
     /// A connection from the pool, or `Unavailable` after the acquire timeout.
     pub async fn conn(&self) -> AppResult<Conn> {
         self.pool.get().await.map_err(AppError::from)
+    }
+
+    /// Statements run so far on this pool's connections (for `/metrics`; a test can watch a
+    /// request's cost with it, such as a page's identities coming from one query).
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
     /// Pool figures for `/metrics`: (open connections, idle connections, waiting tasks).

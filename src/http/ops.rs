@@ -54,6 +54,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     metrics::gauge!("usersvc_db_pool_connections").set(size as f64);
     metrics::gauge!("usersvc_db_pool_idle_connections").set(idle as f64);
     metrics::gauge!("usersvc_db_pool_waiting_requests").set(waiting as f64);
+    metrics::counter!("usersvc_db_statements_total").absolute(state.db.statements());
     let mut resp = state.metrics.render().into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -28,6 +28,11 @@ async fn health_readiness_metrics_and_schema() {
     assert!(metrics.contains("field=\"users\""));
     assert!(metrics.contains("usersvc_http_request_duration_seconds"));
     assert!(metrics.contains("usersvc_db_pool_connections"));
+    let statements = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("usersvc_db_statements_total "))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(statements.is_some_and(|n| n >= 1), "{metrics}");
 
     // Any token is a method to HTTP; odd ones must not each become a series of their own.
     for odd in ["FROBNICATE", "XYZZY42"] {

@@ -333,3 +333,38 @@ async fn cursor_misuse_and_bad_sizes_are_refused() {
         .await;
     assert_eq!(v["errors"][0]["extensions"]["reasonCode"], json!(40383));
 }
+
+#[tokio::test]
+async fn a_page_loads_its_identities_and_children_in_one_query_each() {
+    // No mail worker: the server's pool then runs only what the requests ask for.
+    let t = TestApp::with(Options {
+        mail_worker: false,
+        ..Options::default()
+    })
+    .await;
+    seed(&t, "parent", 30, 0).await;
+    let mut conn = t.sql().await;
+    conn.batch_execute(
+        "INSERT INTO profiles (app_id, profile_id, user_name, parent_app_id, parent_profile_id)
+         SELECT 'child', gen_random_uuid(), 'kid of ' || user_name, app_id, profile_id
+           FROM profiles WHERE app_id = 'parent'",
+    )
+    .await
+    .unwrap();
+    let tok = t.token("parent", "cloudcode:users:read");
+    let query = "{ users(first: 30) { edges { node { profileId \
+                 identities { externalId } children { userName } } } } }";
+    let db = &t.server().db;
+    let before = db.statements();
+    let (status, body) = t.gql(&tok, query, json!({})).await;
+    let ran = db.statements() - before;
+    assert_eq!(status, 200, "{body}");
+    let edges = body["data"]["users"]["edges"].as_array().unwrap();
+    assert_eq!(edges.len(), 30);
+    for e in edges {
+        assert_eq!(e["node"]["identities"].as_array().unwrap().len(), 1, "{e}");
+        assert_eq!(e["node"]["children"].as_array().unwrap().len(), 1, "{e}");
+    }
+    // The page, then one query for all identities and one for all children: not one per user.
+    assert_eq!(ran, 3, "statements for one page of 30 users");
+}
