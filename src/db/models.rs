@@ -153,7 +153,7 @@ pub struct EmailTemplate {
 }
 
 /// A one-time secret behind a reset or deletion link, known only by its hash.
-#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = super::schema::one_time_tokens, check_for_backend(diesel::pg::Pg))]
 pub struct OneTimeToken {
     pub token_hash: Vec<u8>,

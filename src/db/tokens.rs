@@ -1,8 +1,9 @@
 //! One-time tokens (reset and deletion links), stored as SHA-256 hashes. Expiry is always
 //! computed and checked against the database clock.
 
+use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bytea, Integer, Nullable, Text};
+use diesel::sql_types::{Integer, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -14,57 +15,61 @@ pub const PASSWORD_RESET: &str = "PASSWORD_RESET";
 /// What a link is for.
 pub const ACCOUNT_DELETION: &str = "ACCOUNT_DELETION";
 
-/// Stores a new token valid for `ttl_minutes` from now (database time), after revoking the
-/// profile's other live tokens of the same purpose: the newest link replaces older ones.
-pub async fn issue(
-    conn: &mut AsyncPgConnection,
-    app_id: &str,
-    profile_id: Uuid,
-    purpose: &str,
-    identity_kind: Option<&str>,
-    token_hash: &[u8],
-    ttl_minutes: i32,
-) -> QueryResult<OneTimeToken> {
-    revoke(conn, app_id, profile_id, Some(purpose)).await?;
-    diesel::sql_query(
-        "INSERT INTO one_time_tokens (token_hash, app_id, profile_id, purpose, identity_kind, expires_at)
-         VALUES ($1, $2, $3, $4, $5, now() + make_interval(mins => $6))
-         RETURNING *",
-    )
-    .bind::<Bytea, _>(token_hash)
-    .bind::<Text, _>(app_id)
-    .bind::<diesel::sql_types::Uuid, _>(profile_id)
-    .bind::<Text, _>(purpose)
-    .bind::<Nullable<Text>, _>(identity_kind)
-    .bind::<Integer, _>(ttl_minutes)
-    .get_result(conn)
-    .await
+/// When a new token stops working.
+#[derive(Debug, Clone, Copy)]
+pub enum Expiry {
+    /// This many minutes from now, by the database clock.
+    InMinutes(i32),
+    /// At a time fixed earlier (a queued reset whose expiry was promised when it was asked
+    /// for).
+    At(chrono::DateTime<chrono::Utc>),
 }
 
-/// Stores a token that expires at a fixed time (a queued reset whose expiry was promised
-/// when it was requested), revoking the profile's other live tokens of that purpose.
-pub async fn issue_until(
+/// A token to store: its hash, whose it is and what it is for.
+#[derive(Debug, Clone, Copy)]
+pub struct NewToken<'a> {
+    pub app_id: &'a str,
+    pub profile_id: Uuid,
+    pub purpose: &'a str,
+    pub identity_kind: Option<&'a str>,
+    pub token_hash: &'a [u8],
+}
+
+/// Stores a new token after revoking the profile's other live tokens of the same purpose: the
+/// newest link replaces older ones.
+pub async fn issue(
     conn: &mut AsyncPgConnection,
-    app_id: &str,
-    profile_id: Uuid,
-    purpose: &str,
-    identity_kind: Option<&str>,
-    token_hash: &[u8],
-    expires_at: chrono::DateTime<chrono::Utc>,
+    token: &NewToken<'_>,
+    expiry: Expiry,
 ) -> QueryResult<OneTimeToken> {
-    revoke(conn, app_id, profile_id, Some(purpose)).await?;
-    diesel::insert_into(one_time_tokens::table)
-        .values((
-            one_time_tokens::token_hash.eq(token_hash),
-            one_time_tokens::app_id.eq(app_id),
-            one_time_tokens::profile_id.eq(profile_id),
-            one_time_tokens::purpose.eq(purpose),
-            one_time_tokens::identity_kind.eq(identity_kind),
-            one_time_tokens::expires_at.eq(expires_at),
-        ))
-        .returning(OneTimeToken::as_returning())
-        .get_result(conn)
-        .await
+    revoke(conn, token.app_id, token.profile_id, Some(token.purpose)).await?;
+    let columns = (
+        one_time_tokens::token_hash.eq(token.token_hash),
+        one_time_tokens::app_id.eq(token.app_id),
+        one_time_tokens::profile_id.eq(token.profile_id),
+        one_time_tokens::purpose.eq(token.purpose),
+        one_time_tokens::identity_kind.eq(token.identity_kind),
+    );
+    let insert = diesel::insert_into(one_time_tokens::table);
+    match expiry {
+        Expiry::InMinutes(minutes) => {
+            let expires = sql::<Timestamptz>("now() + make_interval(mins => ")
+                .bind::<Integer, _>(minutes)
+                .sql(")");
+            insert
+                .values((columns, one_time_tokens::expires_at.eq(expires)))
+                .returning(OneTimeToken::as_returning())
+                .get_result(conn)
+                .await
+        }
+        Expiry::At(at) => {
+            insert
+                .values((columns, one_time_tokens::expires_at.eq(at)))
+                .returning(OneTimeToken::as_returning())
+                .get_result(conn)
+                .await
+        }
+    }
 }
 
 /// Revokes a profile's live tokens (of one purpose, or all).

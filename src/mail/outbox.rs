@@ -19,6 +19,7 @@ use super::address;
 use super::templates::{self, Builtin, TemplateSource};
 use super::transport::{OutgoingMail, Transport};
 use crate::db::models::{App, OutboxMessage};
+use crate::db::tokens::{Expiry, NewToken};
 use crate::db::{self, Db};
 use crate::error::AppResult;
 use crate::recovery::params::StoredParams;
@@ -227,16 +228,14 @@ impl Worker {
                 return Ok(Prepared::Drop("identity removed"));
             }
             let (token, hash) = crate::recovery::new_token()?;
-            db::tokens::issue_until(
-                &mut conn,
-                &msg.app_id,
-                profile.profile_id,
-                db::tokens::PASSWORD_RESET,
-                Some(identity_kind.as_str()),
-                &hash,
-                expires_at,
-            )
-            .await?;
+            let token_row = NewToken {
+                app_id: &msg.app_id,
+                profile_id: profile.profile_id,
+                purpose: db::tokens::PASSWORD_RESET,
+                identity_kind: Some(identity_kind.as_str()),
+                token_hash: &hash,
+            };
+            db::tokens::issue(&mut conn, &token_row, Expiry::At(expires_at)).await?;
             let ttl = (expires_at - msg.created_at).num_minutes();
             vars.insert(
                 "webUrl".into(),

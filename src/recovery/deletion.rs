@@ -8,6 +8,7 @@ use super::reset::Link;
 use super::{check_ttl, link_base, new_token, query_value};
 use crate::auth::Caller;
 use crate::db::models::{App, NewAuditEvent};
+use crate::db::tokens::{Expiry, NewToken};
 use crate::db::{self, Db};
 use crate::error::{AppError, AppResult, current_request_id};
 use crate::mail::MailSettings;
@@ -45,16 +46,14 @@ pub async fn create_deletion_url(
         db::profiles::find(conn, &app.app_id, id)
             .await?
             .ok_or(AppError::ProfileNotFound)?;
-        let row = db::tokens::issue(
-            conn,
-            &app.app_id,
-            id,
-            db::tokens::ACCOUNT_DELETION,
-            None,
-            &hash,
-            ttl,
-        )
-        .await?;
+        let token_row = NewToken {
+            app_id: &app.app_id,
+            profile_id: id,
+            purpose: db::tokens::ACCOUNT_DELETION,
+            identity_kind: None,
+            token_hash: &hash,
+        };
+        let row = db::tokens::issue(conn, &token_row, Expiry::InMinutes(ttl)).await?;
         db::audit::insert(
             conn,
             &[NewAuditEvent {

@@ -12,6 +12,7 @@ use super::{check_ttl, link_base, new_token, query_value};
 use crate::auth::Caller;
 use crate::db::models::{App, Identity, NewAuditEvent, NewOutboxMessage, Profile};
 use crate::db::schema::{identities, profiles};
+use crate::db::tokens::{Expiry, NewToken};
 use crate::db::{self, Db};
 use crate::error::{AppError, AppResult, current_request_id};
 use crate::mail::{MailSettings, outbox::Kind};
@@ -210,16 +211,14 @@ pub async fn create_reset_url(
         let (_, ids) = locked_profile(conn, &app.app_id, id).await?;
         identity(&ids, kind).ok_or(AppError::MissingIdentity(kind.as_str()))?;
         let ttl = ttl.unwrap_or(app.reset_ttl_minutes);
-        let row = db::tokens::issue(
-            conn,
-            &app.app_id,
-            id,
-            db::tokens::PASSWORD_RESET,
-            Some(kind.as_str()),
-            &hash,
-            ttl,
-        )
-        .await?;
+        let token_row = NewToken {
+            app_id: &app.app_id,
+            profile_id: id,
+            purpose: db::tokens::PASSWORD_RESET,
+            identity_kind: Some(kind.as_str()),
+            token_hash: &hash,
+        };
+        let row = db::tokens::issue(conn, &token_row, Expiry::InMinutes(ttl)).await?;
         db::audit::insert(
             conn,
             &[NewAuditEvent {
