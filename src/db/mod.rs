@@ -19,7 +19,21 @@ pub mod tokens;
 
 pub use pool::{Conn, Db, DbSettings};
 
+use diesel::dsl::AsExprOf;
+use diesel::expression::{SqlLiteral, TypedExpressionType, UncheckedBind};
+use diesel::sql_types::Integer;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+/// `now() + make_interval(mins => minutes)` as an expression of SQL type `ST` (a timestamp,
+/// nullable or not): link expiries are fixed by the database clock, which also checks them.
+pub fn minutes_from_now<ST: TypedExpressionType>(minutes: i32) -> MinutesFromNow<ST> {
+    diesel::dsl::sql::<ST>("now() + make_interval(mins => ")
+        .bind::<Integer, _>(minutes)
+        .sql(")")
+}
+
+/// The type of [`minutes_from_now`].
+pub type MinutesFromNow<ST> = SqlLiteral<ST, UncheckedBind<SqlLiteral<ST>, AsExprOf<i32, Integer>>>;
 
 /// The migrations under `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Integer, Text};
+use diesel::sql_types::{Array, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -27,11 +27,9 @@ pub async fn insert(
                 .await
         }
         Some(ttl) => {
-            let expires = diesel::dsl::sql::<
+            let expires = super::minutes_from_now::<
                 diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-            >("now() + make_interval(mins => ")
-            .bind::<Integer, _>(ttl)
-            .sql(")");
+            >(ttl);
             insert
                 .values((msg, outbox::token_expires_at.eq(expires)))
                 .returning(OutboxMessage::as_returning())

@@ -1,9 +1,8 @@
 //! One-time tokens (reset and deletion links), stored as SHA-256 hashes. Expiry is always
 //! computed and checked against the database clock.
 
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Integer, Timestamptz};
+use diesel::sql_types::Timestamptz;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -53,9 +52,7 @@ pub async fn issue(
     let insert = diesel::insert_into(one_time_tokens::table);
     match expiry {
         Expiry::InMinutes(minutes) => {
-            let expires = sql::<Timestamptz>("now() + make_interval(mins => ")
-                .bind::<Integer, _>(minutes)
-                .sql(")");
+            let expires = super::minutes_from_now::<Timestamptz>(minutes);
             insert
                 .values((columns, one_time_tokens::expires_at.eq(expires)))
                 .returning(OneTimeToken::as_returning())

@@ -1,7 +1,8 @@
 //! Response fields in the order they were asked for. GraphQL orders a result map like its
 //! selection set (spec §7.2.2), and people reading responses in GraphiQL or logs expect it;
-//! async-graphql resolves sibling fields concurrently and writes them as they finish. This puts
-//! each object's keys back in selection order, following fragments.
+//! async-graphql resolves the root fields (and those of any object not marked `serial`)
+//! concurrently and writes them as they finish. This puts each object's keys back in selection
+//! order, following fragments.
 //!
 //! The order is worked out once per response from the document (a [`Plan`]), then applied to
 //! every object of the data: the hundred edges of a page share one plan.
