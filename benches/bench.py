@@ -17,6 +17,7 @@ Subcommands (all print to stdout; errors exit non-zero with a message):
 """
 
 import argparse
+import glob
 import http.client
 import json
 import os
@@ -309,6 +310,67 @@ def parse_pgbench(path):
     return d
 
 
+# --- where the CPU went -------------------------------------------------------------------
+
+def stat_fields(stat_path):
+    """The fields of a /proc stat file after the command name (state first); None when gone."""
+    try:
+        with open(stat_path) as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def ticks(fields, children=False):
+    """utime + stime in clock ticks; with `children`, also the reaped children's."""
+    if fields is None:
+        return 0
+    t = int(fields[11]) + int(fields[12])
+    return t + int(fields[13]) + int(fields[14]) if children else t
+
+
+def cmd_cpu_snap(a):
+    """CPU time so far, in clock ticks: usersvc's password hashing threads and the rest of the
+    process, the PostgreSQL cluster, and the whole machine, busy and idle. PostgreSQL counts the
+    postmaster, its live children, and the children it has reaped (backends that ended between
+    two snapshots would otherwise take their CPU with them); the hashing threads never end, and
+    the rest of usersvc is the process's total less theirs, so threads that end count too."""
+    hashing = 0
+    for task in glob.glob(f"/proc/{a.usersvc}/task/*"):
+        try:
+            comm = open(f"{task}/comm").read()
+        except OSError:
+            continue
+        if comm.startswith("usersvc-hash"):
+            hashing += ticks(stat_fields(f"{task}/stat"))
+    snap = {"usersvc_hash": hashing,
+            "usersvc_other": ticks(stat_fields(f"/proc/{a.usersvc}/stat")) - hashing,
+            "postgres": ticks(stat_fields(f"/proc/{a.postmaster}/stat"), children=True)}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        fields = stat_fields(stat)
+        if fields is not None and fields[1] == a.postmaster:
+            snap["postgres"] += ticks(fields)
+    cpu = open("/proc/stat").readline().split()[1:]
+    jiffies = [int(x) for x in cpu[:8]]   # user nice system idle iowait irq softirq steal
+    snap["idle"] = jiffies[3] + jiffies[4]
+    snap["busy"] = sum(jiffies) - snap["idle"]
+    snap["hz"] = os.sysconf("SC_CLK_TCK")
+    json.dump(snap, sys.stdout)
+    print()
+
+
+def cpu_per_request(before, after, requests):
+    """Microseconds of CPU per request between two snapshots: usersvc's hashing threads, its
+    other threads, PostgreSQL, everything else that ran (the load generator, PostGraphile, the
+    kernel's own work, other tenants of the machine), and the machine's idle time."""
+    b, e = json.load(open(before)), json.load(open(after))
+    us = lambda k: (e[k] - b[k]) * 1e6 / e["hz"] / requests
+    out = {"usersvc_hash": us("usersvc_hash"), "usersvc_other": us("usersvc_other"),
+           "postgres": us("postgres"), "idle": us("idle")}
+    out["rest"] = us("busy") - out["usersvc_hash"] - out["usersvc_other"] - out["postgres"]
+    return {k: round(v, 1) for k, v in out.items()}
+
+
 def cmd_fold(a):
     """`perf script` output on stdin -> folded stacks (root;...;leaf count), for flamegraphs."""
     stacks, cur = {}, []
@@ -394,6 +456,10 @@ def cmd_record(a):
         rec["data"] = parse_wrk(a.wrk)
     if a.pgbench:
         rec["data"] = parse_pgbench(a.pgbench)
+    if a.cpu:
+        d = rec["data"]
+        n = d.get("requests") or d.get("transactions") or d.get("hashes")
+        rec["data"]["cpu_us"] = cpu_per_request(a.cpu[0], a.cpu[1], n)
     with open(a.raw, "a") as f:
         f.write(json.dumps(rec) + "\n")
     d = rec.get("data", {})
@@ -553,6 +619,22 @@ def cmd_report(a):
     res["rss_mib_64conn"] = max((x["vmhwm_mib"] for x in rss), default=None)
     res["profiles"] = n
 
+    # CPU per request (rounds recorded with cpu-snap), medians over the rounds.
+    cpu_rows = []
+    for scenario, target, label in (("userinfo", "usersvc", "userInfo, usersvc"),
+                                    ("userinfo", "postgraphile", "userInfo, PostGraphile"),
+                                    ("userinfo", "pgbench", "userInfo's SELECT, pgbench"),
+                                    ("create", "usersvc", "createUserEmailPassword, usersvc"),
+                                    ("create", "argon2", "bare argon2id hash")):
+        per = [d["cpu_us"] for d in by_round(recs, scenario, target).values() if "cpu_us" in d]
+        if per:
+            row = {k: med([x[k] for x in per]) for k in per[0]}
+            row["busy"] = med([x["usersvc_hash"] + x["usersvc_other"] + x["postgres"] + x["rest"]
+                               for x in per])
+            cpu_rows.append({"what": label, "scenario": scenario, "target": target,
+                             "rounds": len(per), **row})
+    details["cpu_us_per_request"] = cpu_rows
+
     results = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in res.items()}
     with open(a.results, "w") as f:
         json.dump(results, f, indent=2)
@@ -639,6 +721,20 @@ def cmd_report(a):
         L.append(f"| {x['round']} | {fmt(x['creates_per_second'])} | {fmt(x['hashes_per_second'])} | "
                  f"{fmt(x['ratio'])} | {fmt(x['create_p50_ms'])} |")
     L.append("")
+    if cpu_rows:
+        L.append("### Where the CPU went (µs per request, median of rounds)\n")
+        L.append("Read from `/proc` around each round: usersvc's password hashing threads and its "
+                 "other threads, the PostgreSQL cluster, everything else that ran (the load generator, "
+                 "PostGraphile, the bare argon2id program, the kernel's own work), and idle time. "
+                 f"The machine has {meta.get('cores', '?')} cores: at full load, busy µs per request "
+                 "× requests per second ≈ cores × 1,000,000.\n")
+        L.append("| measured | usersvc hashing | usersvc other | PostgreSQL | everything else | busy | idle |")
+        L.append("|---|---|---|---|---|---|---|")
+        for x in cpu_rows:
+            L.append(f"| {x['what']} | {fmt(x['usersvc_hash'], 0)} | {fmt(x['usersvc_other'], 0)} | "
+                     f"{fmt(x['postgres'], 0)} | {fmt(x['rest'], 0)} | {fmt(x['busy'], 0)} | "
+                     f"{fmt(x['idle'], 0)} |")
+        L.append("")
     L.append("### userInfo p99 with and without 16 clients creating users\n")
     L.append("| round | idle p99 ms | burst p99 ms | ratio | idle req/s | burst req/s | creates/s meanwhile |")
     L.append("|---|---|---|---|---|---|---|")
@@ -697,9 +793,14 @@ def main():
     s = sub.add_parser("fold"); s.set_defaults(f=cmd_fold)
     s = sub.add_parser("statements"); s.set_defaults(f=cmd_statements)
     s = sub.add_parser("parse-pgbench"); s.add_argument("file"); s.set_defaults(f=cmd_parse_pgbench)
+    s = sub.add_parser("cpu-snap")
+    s.add_argument("--usersvc", required=True); s.add_argument("--postmaster", required=True)
+    s.set_defaults(f=cmd_cpu_snap)
     s = sub.add_parser("record")
     s.add_argument("raw"); s.add_argument("fields", nargs="*")
     s.add_argument("--json"); s.add_argument("--wrk"); s.add_argument("--pgbench")
+    s.add_argument("--cpu", nargs=2, metavar=("BEFORE", "AFTER"),
+                   help="cpu-snap files taken around the measurement: adds CPU per request")
     s.set_defaults(f=cmd_record)
     s = sub.add_parser("report")
     for o in ("raw", "meta", "results", "details", "markdown"):
