@@ -1,25 +1,14 @@
-//! The service layer's one error type, and the one place where it becomes a client error.
+//! The service layer's one error type. Storage code returns diesel's and the pool's errors,
+//! which convert into it; the transports turn it into what their clients see (the GraphQL
+//! layer in `crate::graphql::error`, the hosted pages in `crate::http::pages`).
 //!
 //! [`AppError`]'s variants are the contract's error codes. It deliberately does **not**
 //! implement `Display`: async-graphql converts any `Display` type into an error carrying its
 //! text and no code, so a `?` on a type with `Display` could put a database message in front
-//! of a client. Without it, the only way to a GraphQL error is the `From` impl below, which
-//! sets `extensions.code` and `reasonCode` and logs unexpected failures with the request id
-//! instead of showing them.
+//! of a client. Without it, the only way to a GraphQL error is the one conversion that sets
+//! `extensions.code` and `reasonCode` and logs unexpected failures instead of showing them.
 
 use std::fmt;
-
-use async_graphql::ErrorExtensions;
-
-tokio::task_local! {
-    /// The id of the HTTP request being served, for logs and for internal errors.
-    pub static REQUEST_ID: String;
-}
-
-/// The request id of the current task, when it serves an HTTP request.
-pub fn current_request_id() -> Option<String> {
-    REQUEST_ID.try_with(Clone::clone).ok()
-}
 
 /// Everything a service can answer instead of a result.
 pub enum AppError {
@@ -50,6 +39,9 @@ pub enum AppError {
     AppParentMismatch(&'static str),
     /// A cursor this server did not make for this app, filter and order (`INVALID_CURSOR`, 40383).
     InvalidCursor,
+    /// A one-time link that cannot be used, and why (the hosted pages show it; `BAD_USER_INPUT`
+    /// elsewhere).
+    DeadLink(DeadLink),
     /// The caller may not do this: a missing scope, or a token for an app that does not
     /// exist (`FORBIDDEN`). The text says which.
     Forbidden(String),
@@ -73,7 +65,7 @@ impl AppError {
     /// The contract's `extensions.code`.
     pub fn code(&self) -> &'static str {
         match self {
-            AppError::BadUserInput(_) => "BAD_USER_INPUT",
+            AppError::BadUserInput(_) | AppError::DeadLink(_) => "BAD_USER_INPUT",
             AppError::EmailNotValid(_) => "EMAIL_NOT_VALID",
             AppError::UserAlreadyExists => "USER_ALREADY_EXISTS",
             AppError::InvalidExtAuthType(_) => "INVALID_EXT_AUTH_TYPE",
@@ -94,7 +86,7 @@ impl AppError {
     /// brainCloud's reason code, where it has one.
     pub fn reason_code(&self) -> Option<i32> {
         Some(match self {
-            AppError::BadUserInput(_) => 40660,
+            AppError::BadUserInput(_) | AppError::DeadLink(_) => 40660,
             AppError::EmailNotValid(_) => 40221,
             AppError::UserAlreadyExists => 40683,
             AppError::InvalidExtAuthType(_) => 40684,
@@ -139,6 +131,7 @@ impl AppError {
             AppError::InvalidCursor => {
                 "the cursor was not made by this server for this app, filter and order".into()
             }
+            AppError::DeadLink(why) => format!("the link cannot be used: {why:?}"),
             AppError::Forbidden(why) => why.clone(),
             AppError::Unavailable(_) => {
                 "the service is temporarily unavailable; retry later".into()
@@ -146,6 +139,19 @@ impl AppError {
             AppError::Internal(_) => "internal server error".into(),
         }
     }
+}
+
+/// Why a one-time link cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLink {
+    /// Not a link of ours (or for another app or profile).
+    Unknown,
+    /// Past its expiry.
+    Expired,
+    /// Already used.
+    Used,
+    /// Replaced by a newer link, or revoked by a password change.
+    Revoked,
 }
 
 /// Which caller-supplied mailbox part was refused.
@@ -224,36 +230,6 @@ impl From<diesel::result::Error> for AppError {
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for AppError {
     fn from(e: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
         AppError::Unavailable(Box::new(e))
-    }
-}
-
-impl From<AppError> for async_graphql::Error {
-    fn from(e: AppError) -> Self {
-        let request_id = current_request_id();
-        if let AppError::Internal(cause) | AppError::Unavailable(cause) = &e {
-            tracing::error!(
-                request_id = request_id.as_deref().unwrap_or("-"),
-                error = %cause,
-                kind = e.code(),
-                "request failed"
-            );
-        }
-        let code = e.code();
-        let reason = e.reason_code();
-        let retryable = matches!(e, AppError::Unavailable(_));
-        let internal = matches!(e, AppError::Internal(_) | AppError::Unavailable(_));
-        async_graphql::Error::new(e.message()).extend_with(move |_, ext| {
-            ext.set("code", code);
-            if let Some(reason) = reason {
-                ext.set("reasonCode", reason);
-            }
-            if internal && let Some(id) = &request_id {
-                ext.set("requestId", id.as_str());
-            }
-            if retryable {
-                ext.set("retryable", true);
-            }
-        })
     }
 }
 

@@ -8,6 +8,16 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
+tokio::task_local! {
+    /// The id of the HTTP request being served, for logs, audit events and internal errors.
+    pub static REQUEST_ID: String;
+}
+
+/// The request id of the current task, when it serves an HTTP request.
+pub fn current_request_id() -> Option<String> {
+    REQUEST_ID.try_with(Clone::clone).ok()
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
 pub enum LogFormat {

@@ -3,7 +3,7 @@
 
 use crate::db::models::{App, NewApp};
 use crate::db::{self, Conn};
-use crate::users::normalise;
+use crate::normalise;
 
 /// Deepest chain of apps, the root included (brainCloud allows five levels).
 pub const MAX_LEVELS: usize = 5;

@@ -20,6 +20,29 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewIdentity<'_>) -> Quer
         .await
 }
 
+/// Replaces the password hash of a profile's identity of `kind`; returns how many rows changed
+/// (0: the profile has no such identity).
+pub async fn set_password_hash(
+    conn: &mut AsyncPgConnection,
+    app_id: &str,
+    profile_id: Uuid,
+    kind: &str,
+    hash: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        identities::table
+            .filter(identities::app_id.eq(app_id))
+            .filter(identities::profile_id.eq(profile_id))
+            .filter(identities::kind.eq(kind)),
+    )
+    .set((
+        identities::password_hash.eq(hash),
+        identities::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await
+}
+
 /// Puts one profile's identities in their stable order: by kind, then external auth type, in
 /// byte order (the same whatever the database's collation). Profiles have a handful, so this is
 /// cheaper here than a sort step in every query plan.

@@ -17,7 +17,7 @@ pub mod schema;
 pub mod templates;
 pub mod tokens;
 
-pub use pool::{Conn, Db, DbSettings};
+pub use pool::{Conn, Db, DbConn, DbPool, DbSettings, PoolError, get_conn};
 
 use diesel::dsl::AsExprOf;
 use diesel::expression::{SqlLiteral, TypedExpressionType, UncheckedBind};

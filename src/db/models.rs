@@ -201,3 +201,32 @@ pub struct NewOutboxMessage<'a> {
     pub template_id: Option<&'a str>,
     pub params: serde_json::Value,
 }
+
+/// The kinds of identity, as stored in `identities.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityKind {
+    Email,
+    UniversalId,
+    External,
+}
+
+impl IdentityKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityKind::Email => "EMAIL",
+            IdentityKind::UniversalId => "UNIVERSAL_ID",
+            IdentityKind::External => "EXTERNAL",
+        }
+    }
+
+    /// The kind a stored name stands for.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "EMAIL" => Some(IdentityKind::Email),
+            "UNIVERSAL_ID" => Some(IdentityKind::UniversalId),
+            "EXTERNAL" => Some(IdentityKind::External),
+            _ => None,
+        }
+    }
+}

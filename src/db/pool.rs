@@ -1,5 +1,7 @@
 //! The connection pool: deadpool over diesel-async, with timeouts at every layer so that a
-//! slow or absent database turns into a prompt, typed error instead of a hung request.
+//! slow or absent database turns into a prompt, typed error instead of a hung request; and
+//! [`DbPool`], the handle the service layer works on: the pool, or one connection that is
+//! already in a transaction, so one service function serves both.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,10 +16,12 @@ use diesel_async::pooled_connection::{
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
-use crate::error::{AppError, AppResult};
-
 /// A pooled connection.
 pub type Conn = Object<AsyncPgConnection>;
+
+/// Why no connection could be had: the pool's wait or the connect timed out, or the database
+/// refused.
+pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
 
 /// How to reach the database and how long to wait for it.
 #[derive(Debug, Clone)]
@@ -96,9 +100,14 @@ impl Db {
         Ok(Db { pool, statements })
     }
 
-    /// A connection from the pool, or `Unavailable` after the acquire timeout.
-    pub async fn conn(&self) -> AppResult<Conn> {
-        self.pool.get().await.map_err(AppError::from)
+    /// A connection from the pool, or an error after the acquire timeout.
+    pub async fn conn(&self) -> Result<Conn, PoolError> {
+        self.pool.get().await
+    }
+
+    /// The pool as a [`DbPool`], for a service call that is not part of a larger transaction.
+    pub fn pool(&self) -> DbPool<'_> {
+        DbPool::Pool(self)
     }
 
     /// Statements run so far on this pool's connections (for `/metrics`; a test can watch a
@@ -112,4 +121,61 @@ impl Db {
         let s = self.pool.status();
         (s.size, s.available, s.waiting)
     }
+}
+
+/// Where a service's statements go: the pool (each visit checks a connection out and returns
+/// it), or a connection the caller holds, typically inside its transaction. A service written
+/// against it works alone and as part of another one's transaction.
+pub enum DbPool<'a> {
+    /// The shared pool.
+    Pool(&'a Db),
+    /// A connection held by the caller.
+    Conn(&'a mut AsyncPgConnection),
+}
+
+impl<'a> From<&'a mut AsyncPgConnection> for DbPool<'a> {
+    fn from(conn: &'a mut AsyncPgConnection) -> Self {
+        DbPool::Conn(conn)
+    }
+}
+
+/// A connection from a [`DbPool`]: checked out of the pool (returned when dropped), or
+/// borrowed from the caller.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one lives on a service's stack at a time; boxing would add an allocation to every checkout"
+)]
+pub enum DbConn<'a> {
+    /// Checked out of the pool.
+    Pooled(Conn),
+    /// The caller's.
+    Borrowed(&'a mut AsyncPgConnection),
+}
+
+impl std::ops::Deref for DbConn<'_> {
+    type Target = AsyncPgConnection;
+
+    fn deref(&self) -> &AsyncPgConnection {
+        match self {
+            DbConn::Pooled(conn) => conn,
+            DbConn::Borrowed(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for DbConn<'_> {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        match self {
+            DbConn::Pooled(conn) => conn,
+            DbConn::Borrowed(conn) => conn,
+        }
+    }
+}
+
+/// A connection to work on: a new one from the pool, or the caller's (reborrowed).
+pub async fn get_conn<'a>(pool: &'a mut DbPool<'_>) -> Result<DbConn<'a>, PoolError> {
+    Ok(match pool {
+        DbPool::Pool(db) => DbConn::Pooled(db.conn().await?),
+        DbPool::Conn(conn) => DbConn::Borrowed(conn),
+    })
 }

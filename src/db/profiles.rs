@@ -14,7 +14,7 @@ use diesel::sql_types::{Array, Bool, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::models::{NewProfile, Profile};
+use super::models::{Identity, NewProfile, Profile};
 use super::rendered::RenderOnce;
 use super::schema::{identities, profiles};
 
@@ -30,6 +30,53 @@ pub async fn find(
         .limit(1)
         .rendered_once()
         .get_result(conn)
+        .await
+        .optional()
+}
+
+/// One profile of an app with its identities (in their stable order), in one query: a left
+/// join, so a profile without identities still comes back.
+pub async fn find_with_identities(
+    conn: &mut AsyncPgConnection,
+    app_id: &str,
+    profile_id: Uuid,
+) -> QueryResult<Option<(Profile, Vec<Identity>)>> {
+    let rows: Vec<(Profile, Option<Identity>)> = profiles::table
+        .left_join(
+            identities::table.on(identities::app_id
+                .eq(profiles::app_id)
+                .and(identities::profile_id.eq(profiles::profile_id))),
+        )
+        .filter(profiles::app_id.eq(app_id))
+        .filter(profiles::profile_id.eq(profile_id))
+        .select((Profile::as_select(), Option::<Identity>::as_select()))
+        .rendered_once()
+        .load(conn)
+        .await?;
+    let mut rows = rows.into_iter();
+    let Some((profile, first)) = rows.next() else {
+        return Ok(None);
+    };
+    let mut ids: Vec<Identity> = first
+        .into_iter()
+        .chain(rows.filter_map(|(_, i)| i))
+        .collect();
+    super::identities::in_order(&mut ids);
+    Ok(Some((profile, ids)))
+}
+
+/// One profile of an app, locked until the end of the transaction (`FOR UPDATE`): changes to
+/// one profile that must see each other's effects (rate limits, link replacement) queue here.
+pub async fn find_for_update(
+    conn: &mut AsyncPgConnection,
+    app_id: &str,
+    profile_id: Uuid,
+) -> QueryResult<Option<Profile>> {
+    profiles::table
+        .find((app_id, profile_id))
+        .select(Profile::as_select())
+        .for_update()
+        .first(conn)
         .await
         .optional()
 }

@@ -126,7 +126,7 @@ impl UserConnection {
 
     /// How many users match the filter on all pages together (computed only when selected).
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        Ok(self.0.total_count(&services(ctx).db).await?)
+        Ok(self.0.total_count(&mut services(ctx).db.pool()).await?)
     }
 }
 
@@ -156,12 +156,15 @@ pub struct PageInfo(Arc<Page>);
 impl PageInfo {
     /// Whether users follow this page.
     async fn has_next_page(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(self.0.has_next_page(&services(ctx).db).await?)
+        Ok(self.0.has_next_page(&mut services(ctx).db.pool()).await?)
     }
 
     /// Whether users precede this page.
     async fn has_previous_page(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(self.0.has_previous_page(&services(ctx).db).await?)
+        Ok(self
+            .0
+            .has_previous_page(&mut services(ctx).db.pool())
+            .await?)
     }
 
     /// The cursor of the first edge.

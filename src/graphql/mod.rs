@@ -4,6 +4,7 @@
 //! the result; no rule lives here.
 
 pub mod connection;
+pub mod error;
 pub mod guard;
 pub mod loaders;
 pub mod mutation;
@@ -18,8 +19,8 @@ use async_graphql::{Context, EmptySubscription, Request, Schema, ValidationMode}
 
 use crate::auth::Caller;
 use crate::db::Db;
-use crate::error::REQUEST_ID;
 use crate::passwords::Hasher;
+use crate::telemetry::REQUEST_ID;
 
 /// Ceiling of any one field's computed cost. async-graphql adds field costs with plain
 /// arithmetic, so a cost near `usize::MAX` (deeply nested lists multiply) could overflow and
@@ -135,7 +136,7 @@ pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
 
 /// Attaches the caller and one set of batch loaders to a request.
 pub fn prepare(request: Request, caller: Caller, db: &Db) -> Request {
-    let request_id = crate::error::current_request_id().unwrap_or_default();
+    let request_id = crate::telemetry::current_request_id().unwrap_or_default();
     let spawner = move |fut| tokio::spawn(REQUEST_ID.scope(request_id.clone(), fut));
     request
         .data(caller)

@@ -123,8 +123,14 @@ pub struct Mutation(UsersMutation, super::recovery::RecoveryMutation);
 
 async fn create(ctx: &Context<'_>, input: NewUser) -> Result<CreateUserPayload> {
     let svc = services(ctx);
-    let created =
-        users::create::create(&svc.db, &svc.hasher, &svc.mail, caller(ctx), input).await?;
+    let created = users::create::create(
+        &mut svc.db.pool(),
+        &svc.hasher,
+        &svc.mail,
+        caller(ctx),
+        input,
+    )
+    .await?;
     Ok(CreateUserPayload {
         user: User::with_identities(created.profile, created.identities),
     })
@@ -207,7 +213,7 @@ impl UsersMutation {
         #[graphql(desc = "Which user.")] input: DeleteUserInput,
     ) -> Result<DeleteUserPayload> {
         let deleted = users::delete::delete(
-            &services(ctx).db,
+            &mut services(ctx).db.pool(),
             caller(ctx),
             &input.profile_id,
             input.delete_children.unwrap_or(false),

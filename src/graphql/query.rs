@@ -25,9 +25,13 @@ impl Query {
         #[graphql(desc = "The profile id (a UUID).")] profile_id: ID,
     ) -> Result<Option<User>> {
         let with_identities = ctx.look_ahead().field("identities").exists();
-        let found =
-            users::read::user_info(&services(ctx).db, caller(ctx), &profile_id, with_identities)
-                .await?;
+        let found = users::read::user_info(
+            &mut services(ctx).db.pool(),
+            caller(ctx),
+            &profile_id,
+            with_identities,
+        )
+        .await?;
         Ok(found.map(|f| match f.identities {
             Some(ids) => User::with_identities(f.profile, ids),
             None => User::new(f.profile),
@@ -47,7 +51,7 @@ impl Query {
         external_auth_type: Option<String>,
     ) -> Result<Option<User>> {
         let found = users::read::user_by_identity(
-            &services(ctx).db,
+            &mut services(ctx).db.pool(),
             caller(ctx),
             r#type.into(),
             &external_id,
@@ -67,7 +71,7 @@ impl Query {
         #[graphql(desc = "The profile id (a UUID).")] profile_id: ID,
     ) -> Result<UserExport> {
         Ok(UserExport(
-            users::read::export(&services(ctx).db, caller(ctx), &profile_id).await?,
+            users::read::export(&mut services(ctx).db.pool(), caller(ctx), &profile_id).await?,
         ))
     }
 
@@ -103,7 +107,7 @@ impl Query {
             direction: OrderDirection::Asc,
         });
         let page = users::page::page(
-            &svc.db,
+            &mut svc.db.pool(),
             caller(ctx),
             PageRequest {
                 first,

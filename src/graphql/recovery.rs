@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use super::types::{IdentityType, User};
 use super::{caller, services};
-use crate::recovery::params::ServiceParams;
-use crate::recovery::reset::{ResetRequest, ResetVia};
+use crate::mail::params::ServiceParams;
+use crate::recovery::reset::{ResetRequest, ResetUrlRequest, ResetVia, SetPassword};
 use crate::recovery::{self};
 
 /// How to send a reset mail (brainCloud's serviceParams of the Advanced variants).
@@ -143,7 +143,7 @@ async fn reset(
 ) -> Result<SendPasswordResetPayload> {
     let svc = services(ctx);
     let q = recovery::reset::send_reset(
-        &svc.db,
+        &mut svc.db.pool(),
         &svc.mail,
         caller(ctx),
         via,
@@ -196,12 +196,14 @@ impl RecoveryMutation {
     ) -> Result<UrlPayload> {
         let svc = services(ctx);
         let link = recovery::reset::create_reset_url(
-            &svc.db,
+            &mut svc.db.pool(),
             &svc.mail,
             caller(ctx),
-            &input.profile_id,
-            input.identity_type.into(),
-            input.token_ttl_in_minutes,
+            ResetUrlRequest {
+                profile_id: input.profile_id.0,
+                kind: input.identity_type.into(),
+                ttl_minutes: input.token_ttl_in_minutes,
+            },
         )
         .await?;
         Ok(UrlPayload {
@@ -225,13 +227,15 @@ impl RecoveryMutation {
             .unwrap_or(IdentityType::UniversalId)
             .into();
         let (profile, ids) = recovery::reset::set_password(
-            &svc.db,
+            &mut svc.db.pool(),
             &svc.hasher,
             &svc.mail,
             caller(ctx),
-            &input.profile_id,
-            input.password,
-            kind,
+            SetPassword {
+                profile_id: input.profile_id.0,
+                password: input.password,
+                kind,
+            },
         )
         .await?;
         Ok(SetPasswordPayload {
@@ -249,7 +253,7 @@ impl RecoveryMutation {
     ) -> Result<UrlPayload> {
         let svc = services(ctx);
         let link = recovery::deletion::create_deletion_url(
-            &svc.db,
+            &mut svc.db.pool(),
             &svc.mail,
             caller(ctx),
             &input.profile_id,

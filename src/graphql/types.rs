@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::loaders::{ChildrenLoader, IdentityLoader};
 use crate::db::models;
-use crate::users::IdentityKind;
+use crate::db::models::IdentityKind;
 use crate::users::read::Export;
 
 /// How a profile logs in.

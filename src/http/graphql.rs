@@ -19,8 +19,8 @@ use serde_json::json;
 use super::AppState;
 use super::documents::{Document, for_each_field, selected_operation, validation_key};
 use crate::auth::Caller;
-use crate::error::current_request_id;
 use crate::graphql;
+use crate::telemetry::current_request_id;
 
 /// Largest `Authorization` header looked at.
 const MAX_AUTH_HEADER: usize = 8 * 1024;

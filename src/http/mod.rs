@@ -28,8 +28,8 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::auth::jwt::Verifier;
 use crate::db::Db;
-use crate::error::REQUEST_ID;
 use crate::graphql::Schemas;
+use crate::telemetry::REQUEST_ID;
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone)]

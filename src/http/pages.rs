@@ -1,5 +1,6 @@
 //! The hosted pages behind the links: `/self-service/reset-password` and
-//! `/self-service/delete-account`. Plain server-rendered HTML with no script and no external
+//! `/self-service/delete-account`. Server-rendered HTML from the minijinja templates under
+//! `assets/pages/` (values are HTML-escaped by the engine), with no script and no external
 //! asset. GET only shows (mail scanners prefetch links); POST, from the page's own form, acts.
 //!
 //! Forms are CSRF-safe twice over: they carry the link's secret token, which another site does
@@ -8,55 +9,65 @@
 //! site, and a strict CSP. Tokens are never logged (the request log has no query strings).
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use minijinja::{Environment, context};
 
 use super::AppState;
-use crate::error::AppError;
-use crate::passwords::Policy;
-use crate::recovery::self_service::{self, DeadLink, ResetOutcome};
+use crate::error::{AppError, DeadLink};
+use crate::recovery::self_service::{self, DeletionLink, ResetForm, ResetView};
+use crate::telemetry::current_request_id;
 
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
 
-/// Escapes text for HTML content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+/// The page templates, compiled once. Names ending in `.html` are auto-escaped.
+static PAGES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    let templates = [
+        (
+            "layout.html",
+            include_str!("../../assets/pages/layout.html"),
+        ),
+        (
+            "message.html",
+            include_str!("../../assets/pages/message.html"),
+        ),
+        ("reset.html", include_str!("../../assets/pages/reset.html")),
+        (
+            "delete.html",
+            include_str!("../../assets/pages/delete.html"),
+        ),
+    ];
+    for (name, source) in templates {
+        env.add_template(name, source)
+            .expect("the page templates are valid");
     }
-    out
-}
+    env
+});
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"referrer\" content=\"no-referrer\"><title>{title}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;color:#222}}\
-         h1{{font-size:1.4rem}}label{{display:block;margin:1rem 0 .3rem}}\
-         input[type=password]{{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}}\
-         button{{margin-top:1.2rem;padding:.6rem 1.2rem;font-size:1rem;cursor:pointer}}\
-         .error{{color:#a00;background:#fee;padding:.6rem;border-radius:4px}}\
-         .ok{{color:#060;background:#efe;padding:.6rem;border-radius:4px}}\
-         .danger{{background:#b00;color:#fff;border:0;border-radius:4px}}</style></head>\
-         <body><main>{body}</main></body></html>",
-        title = esc(title),
-    );
+/// A page from a template, with the headers every page carries.
+fn page(status: StatusCode, template: &str, vars: minijinja::Value) -> Response {
+    let html = PAGES
+        .get_template(template)
+        .and_then(|t| t.render(vars))
+        .unwrap_or_else(|e| {
+            tracing::error!(template, error = %e, "a page template failed");
+            "<!doctype html><title>Something went wrong</title><p>Something went wrong.</p>".into()
+        });
     let mut resp = super::html_page(status, html, CSP);
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
+}
+
+/// A page with a title and one paragraph (`tone`: `ok` or `error`).
+fn message(status: StatusCode, title: &str, text: &str, tone: &str) -> Response {
+    page(status, "message.html", context! { title, text, tone })
 }
 
 fn dead(kind: DeadLink, what: &str) -> Response {
@@ -84,21 +95,25 @@ fn dead(kind: DeadLink, what: &str) -> Response {
             ),
         ),
     };
-    page(
-        status,
-        title,
-        &format!("<h1>{title}</h1><p class=\"error\">{}</p>", esc(&text)),
-    )
+    message(status, title, &text, "error")
 }
 
-/// The page for an unexpected failure. The cause is logged with the request id (turning it
-/// into a GraphQL error is what logs it) and never shown.
-fn failed(e: AppError) -> Response {
-    let _ = async_graphql::Error::from(e);
-    page(
+/// The page for a failure: a dead link says why; anything unexpected is logged with the
+/// request id and never shown.
+fn failed(e: AppError, what: &str) -> Response {
+    if let AppError::DeadLink(kind) = e {
+        return dead(kind, what);
+    }
+    tracing::error!(
+        request_id = current_request_id().as_deref().unwrap_or("-"),
+        error = ?e,
+        "a page request failed"
+    );
+    message(
         StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong",
-        "<h1>Something went wrong</h1><p class=\"error\">Please try again in a moment.</p>",
+        "Please try again in a moment.",
+        "error",
     )
 }
 
@@ -120,35 +135,23 @@ fn same_origin(headers: &HeaderMap) -> bool {
 }
 
 fn forbidden_origin() -> Response {
-    page(
+    message(
         StatusCode::FORBIDDEN,
         "Request refused",
-        "<h1>Request refused</h1><p class=\"error\">This form can only be sent from its own page.</p>",
+        "This form can only be sent from its own page.",
+        "error",
     )
 }
 
-fn reset_form(token: &str, app_name: &str, policy: &Policy, error: Option<&str>) -> String {
-    let rules: String = policy
-        .describe()
-        .iter()
-        .map(|r| format!("<li>{}</li>", esc(r)))
-        .collect();
-    let error = error
-        .map(|e| format!("<p class=\"error\">{}</p>", esc(e)))
-        .unwrap_or_default();
-    format!(
-        "<h1>Choose a new password</h1><p>for your {app} account.</p>{error}\
-         <p>Your password must be:</p><ul>{rules}</ul>\
-         <form method=\"post\" action=\"/self-service/reset-password\">\
-         <input type=\"hidden\" name=\"token\" value=\"{token}\">\
-         <label for=\"password\">New password</label>\
-         <input type=\"password\" id=\"password\" name=\"password\" autocomplete=\"new-password\" required>\
-         <label for=\"confirmation\">New password, again</label>\
-         <input type=\"password\" id=\"confirmation\" name=\"confirmation\" autocomplete=\"new-password\" required>\
-         <button type=\"submit\" id=\"submit\">Set password</button></form>",
-        app = esc(app_name),
-        token = esc(token),
-    )
+fn reset_form(status: StatusCode, token: &str, view: &ResetView, error: Option<&str>) -> Response {
+    let vars = context! {
+        title => "Choose a new password",
+        app_name => &view.app_name,
+        rules => view.policy.describe(),
+        token,
+        error,
+    };
+    page(status, "reset.html", vars)
 }
 
 /// `GET /self-service/reset-password?token=…`: the form, or why the link is dead.
@@ -157,14 +160,9 @@ pub async fn reset_get(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let token = q.get("token").map(String::as_str).unwrap_or("");
-    match self_service::inspect_reset(&state.db, token).await {
-        Ok(Ok(view)) => page(
-            StatusCode::OK,
-            "Choose a new password",
-            &reset_form(token, &view.app_name, &view.policy, None),
-        ),
-        Ok(Err(d)) => dead(d, "password reset"),
-        Err(e) => failed(e),
+    match self_service::inspect_reset(&mut state.db.pool(), token).await {
+        Ok(view) => reset_form(StatusCode::OK, token, &view, None),
+        Err(e) => failed(e, "password reset"),
     }
 }
 
@@ -180,43 +178,33 @@ pub async fn reset_post(
     let field = |k: &str| form.get(k).cloned().unwrap_or_default();
     let token = field("token");
     let outcome = self_service::complete_reset(
-        &state.db,
+        &mut state.db.pool(),
         &state.hasher,
         &state.mail,
-        &token,
-        field("password"),
-        &field("confirmation"),
+        ResetForm {
+            token: token.clone(),
+            password: field("password"),
+            confirmation: field("confirmation"),
+        },
     )
     .await;
-    match outcome {
-        Ok(ResetOutcome::Done) => page(
-            StatusCode::OK,
-            "Password changed",
-            "<h1>Password changed</h1><p class=\"ok\" id=\"result\">Your password has been changed. \
-             You can now log in with it.</p>",
-        ),
-        Ok(ResetOutcome::Mismatch(view)) => page(
-            StatusCode::BAD_REQUEST,
-            "Choose a new password",
-            &reset_form(
-                &token,
-                &view.app_name,
-                &view.policy,
-                Some("The two passwords are not the same."),
-            ),
-        ),
-        Ok(ResetOutcome::Weak(view, rule)) => page(
-            StatusCode::BAD_REQUEST,
-            "Choose a new password",
-            &reset_form(
-                &token,
-                &view.app_name,
-                &view.policy,
-                Some(&format!("The password {rule}.")),
-            ),
-        ),
-        Ok(ResetOutcome::Dead(d)) => dead(d, "password reset"),
-        Err(e) => failed(e),
+    let problem = match outcome {
+        Ok(()) => {
+            return message(
+                StatusCode::OK,
+                "Password changed",
+                "Your password has been changed. You can now log in with it.",
+                "ok",
+            );
+        }
+        Err(AppError::BadUserInput(why)) => why,
+        Err(AppError::InvalidPasswordContent(rule)) => format!("The password {rule}."),
+        Err(e) => return failed(e, "password reset"),
+    };
+    // Nothing changed and the link still works: the form again, saying what to fix.
+    match self_service::inspect_reset(&mut state.db.pool(), &token).await {
+        Ok(view) => reset_form(StatusCode::BAD_REQUEST, &token, &view, Some(&problem)),
+        Err(e) => failed(e, "password reset"),
     }
 }
 
@@ -226,28 +214,24 @@ pub async fn delete_get(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let get = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
-    let (app_id, token, profile_id) = (get("appId"), get("deletionToken"), get("profileId"));
-    match self_service::inspect_deletion(&state.db, app_id, token, profile_id).await {
-        Ok(Ok(view)) => page(
+    let link = DeletionLink {
+        app_id: get("appId"),
+        token: get("deletionToken"),
+        profile_id: get("profileId"),
+    };
+    match self_service::inspect_deletion(&mut state.db.pool(), link).await {
+        Ok(view) => page(
             StatusCode::OK,
-            "Delete your account",
-            &format!(
-                "<h1>Delete your {app} account?</h1>\
-                 <p>This deletes your account and everything that belongs to it, for good. \
-                 It cannot be undone.</p>\
-                 <form method=\"post\" action=\"/self-service/delete-account\">\
-                 <input type=\"hidden\" name=\"appId\" value=\"{app_id}\">\
-                 <input type=\"hidden\" name=\"deletionToken\" value=\"{token}\">\
-                 <input type=\"hidden\" name=\"profileId\" value=\"{profile}\">\
-                 <button type=\"submit\" class=\"danger\" id=\"confirm\">Delete my account</button></form>",
-                app = esc(&view.app_name),
-                app_id = esc(&view.app_id),
-                token = esc(token),
-                profile = view.profile_id,
-            ),
+            "delete.html",
+            context! {
+                title => "Delete your account",
+                app_name => view.app_name,
+                app_id => view.app_id,
+                token => link.token,
+                profile_id => view.profile_id.to_string(),
+            },
         ),
-        Ok(Err(d)) => dead(d, "account deletion"),
-        Err(e) => failed(e),
+        Err(e) => failed(e, "account deletion"),
     }
 }
 
@@ -261,29 +245,47 @@ pub async fn delete_post(
         return forbidden_origin();
     }
     let get = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    match self_service::complete_deletion(
-        &state.db,
-        &state.mail,
-        get("appId"),
-        get("deletionToken"),
-        get("profileId"),
-    )
-    .await
-    {
-        Ok(Ok(_)) => page(
+    let link = DeletionLink {
+        app_id: get("appId"),
+        token: get("deletionToken"),
+        profile_id: get("profileId"),
+    };
+    match self_service::complete_deletion(&mut state.db.pool(), &state.mail, link).await {
+        Ok(_) => message(
             StatusCode::OK,
             "Account deleted",
-            "<h1>Account deleted</h1><p class=\"ok\" id=\"result\">Your account has been deleted. \
-             A confirmation is on its way to your email address.</p>",
+            "Your account has been deleted. A confirmation is on its way to your email address.",
+            "ok",
         ),
-        Ok(Err(d)) => dead(d, "account deletion"),
-        Err(e) => failed(e),
+        Err(e) => failed(e, "account deletion"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_page_template_renders_and_escapes_what_it_is_given() {
+        let html = PAGES
+            .get_template("reset.html")
+            .unwrap()
+            .render(context! { app_name => "<b>Game</b>", token => "a\"b", error => "<i>", rules => ["x"] })
+            .unwrap();
+        assert!(html.contains("&lt;b&gt;Game&lt;&#x2f;b&gt;"), "{html}");
+        assert!(html.contains("value=\"a&quot;b\""), "{html}");
+        assert!(html.contains("&lt;i&gt;"), "{html}");
+        for name in ["message.html", "delete.html", "layout.html"] {
+            assert!(
+                PAGES
+                    .get_template(name)
+                    .unwrap()
+                    .render(context! {})
+                    .is_ok(),
+                "{name}"
+            );
+        }
+    }
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -4,7 +4,7 @@
 
 use lettre::message::Mailbox;
 
-use crate::users::normalise::{is_email, is_invisible};
+use crate::normalise::{is_email, is_invisible};
 
 /// Longest display name, in characters.
 pub const MAX_NAME: usize = 128;

@@ -9,12 +9,15 @@
 
 pub mod address;
 pub mod outbox;
+pub mod params;
 pub mod templates;
 pub mod transport;
 
 use std::time::Duration;
 
 use tokio::sync::Notify;
+
+use crate::db::models::App;
 
 /// How mail is sent and retried.
 #[derive(Debug)]
@@ -51,6 +54,14 @@ impl MailSettings {
             poll_interval: Duration::from_secs(1),
             wake: Notify::new(),
         }
+    }
+
+    /// The base of an app's links: its own `public_url`, else the server's.
+    pub fn link_base<'a>(&'a self, app: &'a App) -> &'a str {
+        app.public_url
+            .as_deref()
+            .unwrap_or(&self.public_url)
+            .trim_end_matches('/')
     }
 
     /// The delay before attempt `attempts + 1`.

@@ -18,12 +18,12 @@ use super::MailSettings;
 use super::address;
 use super::templates::{self, Builtin, TemplateSource};
 use super::transport::{OutgoingMail, Transport};
+use crate::db::models::IdentityKind;
 use crate::db::models::{App, OutboxMessage};
 use crate::db::tokens::{Expiry, NewToken};
 use crate::db::{self, Db};
 use crate::error::AppResult;
-use crate::recovery::params::StoredParams;
-use crate::users::IdentityKind;
+use crate::mail::params::StoredParams;
 
 /// What a message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +227,7 @@ impl Worker {
             if !has_identity {
                 return Ok(Prepared::Drop("identity removed"));
             }
-            let (token, hash) = crate::recovery::new_token()?;
+            let (token, hash) = crate::links::new_token()?;
             let token_row = NewToken {
                 app_id: &msg.app_id,
                 profile_id: profile.profile_id,
@@ -239,9 +239,8 @@ impl Worker {
             let ttl = (expires_at - msg.created_at).num_minutes();
             vars.insert(
                 "webUrl".into(),
-                json!(crate::recovery::reset::reset_url(
-                    &app,
-                    &self.settings,
+                json!(crate::links::reset_url(
+                    self.settings.link_base(&app),
                     &token
                 )),
             );

@@ -2,22 +2,21 @@
 //! WithExpiry variants), reset links returned to the caller, and `setPassword`.
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::params::{self, ServiceParams};
-use super::{check_ttl, link_base, new_token, query_value};
+use super::check_ttl;
 use crate::auth::Caller;
-use crate::db::models::{App, Identity, NewAuditEvent, NewOutboxMessage, Profile};
-use crate::db::schema::{identities, profiles};
+use crate::db::models::{Identity, IdentityKind, NewOutboxMessage, Profile};
 use crate::db::tokens::{Expiry, NewToken};
-use crate::db::{self, Db};
-use crate::error::{AppError, AppResult, current_request_id};
+use crate::db::{self, DbPool, get_conn};
+use crate::error::{AppError, AppResult};
+use crate::links::{self, new_token};
+use crate::mail::params::{self, ServiceParams};
 use crate::mail::{MailSettings, outbox::Kind};
 use crate::passwords::{Hasher, MAX_PASSWORD_BYTES, Policy};
-use crate::users::{IdentityKind, caller_app, parse_profile_id};
+use crate::users::{audit, caller_app, parse_profile_id};
 
 /// Which reset: to the EMAIL identity's address, or (universal id) to the contact email.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,13 +48,8 @@ async fn locked_profile(
     app_id: &str,
     id: Uuid,
 ) -> AppResult<(Profile, Vec<Identity>)> {
-    let profile: Profile = profiles::table
-        .find((app_id, id))
-        .select(Profile::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?
+    let profile = db::profiles::find_for_update(conn, app_id, id)
+        .await?
         .ok_or(AppError::ProfileNotFound)?;
     let ids = db::identities::for_profile(conn, app_id, id).await?;
     Ok((profile, ids))
@@ -68,7 +62,7 @@ fn identity(ids: &[Identity], kind: IdentityKind) -> Option<&Identity> {
 /// Queues a reset mail. Returns once the message and its audit event are committed; the
 /// outbox worker mints the link and sends it.
 pub async fn send_reset(
-    db: &Db,
+    pool: &mut DbPool<'_>,
     mail: &MailSettings,
     caller: &Caller,
     via: ResetVia,
@@ -77,8 +71,7 @@ pub async fn send_reset(
     let id = parse_profile_id(&req.profile_id, "profileId")?;
     let ttl = check_ttl(req.ttl_minutes)?;
     let (template_id, stored) = params::check(req.params.unwrap_or_default())?;
-    let request_id = current_request_id();
-    let mut conn = db.conn().await?;
+    let mut conn = get_conn(pool).await?;
     let queued = conn
         .transaction::<_, AppError, _>(async |conn| {
             let app = caller_app(conn, caller).await?;
@@ -141,18 +134,7 @@ pub async fn send_reset(
             if !stored.categories.is_empty() {
                 details["categories"] = json!(stored.categories);
             }
-            db::audit::insert(
-                conn,
-                &[NewAuditEvent {
-                    app_id: &app.app_id,
-                    profile_id: Some(id),
-                    actor: &caller.actor,
-                    operation,
-                    details: Some(details),
-                    request_id: request_id.as_deref(),
-                }],
-            )
-            .await?;
+            audit(conn, caller, id, operation, details).await?;
             let expires_at = row
                 .token_expires_at
                 .ok_or_else(|| AppError::internal("reset without expiry"))?;
@@ -175,15 +157,6 @@ pub struct Link {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The reset page's link for a token.
-pub fn reset_url(app: &App, mail: &MailSettings, token: &str) -> String {
-    format!(
-        "{}/self-service/reset-password?token={}",
-        link_base(app.public_url.as_deref(), &mail.public_url),
-        query_value(token)
-    )
-}
-
 fn password_kind(t: IdentityKind) -> AppResult<IdentityKind> {
     match t {
         IdentityKind::External => Err(AppError::bad_input("EXTERNAL identities have no password")),
@@ -191,21 +164,27 @@ fn password_kind(t: IdentityKind) -> AppResult<IdentityKind> {
     }
 }
 
+/// A reset link to return to the caller instead of mailing it.
+#[derive(Debug, Clone)]
+pub struct ResetUrlRequest {
+    pub profile_id: String,
+    /// Whose password the link sets.
+    pub kind: IdentityKind,
+    pub ttl_minutes: Option<i32>,
+}
+
 /// A reset link returned to the caller instead of mailed (it replaces older live links).
 pub async fn create_reset_url(
-    db: &Db,
+    pool: &mut DbPool<'_>,
     mail: &MailSettings,
     caller: &Caller,
-    profile_id: &str,
-    kind: IdentityKind,
-    ttl_minutes: Option<i32>,
+    req: ResetUrlRequest,
 ) -> AppResult<Link> {
-    let id = parse_profile_id(profile_id, "profileId")?;
-    let kind = password_kind(kind)?;
-    let ttl = check_ttl(ttl_minutes)?;
+    let id = parse_profile_id(&req.profile_id, "profileId")?;
+    let kind = password_kind(req.kind)?;
+    let ttl = check_ttl(req.ttl_minutes)?;
     let (token, hash) = new_token()?;
-    let request_id = current_request_id();
-    let mut conn = db.conn().await?;
+    let mut conn = get_conn(pool).await?;
     conn.transaction::<_, AppError, _>(async |conn| {
         let app = caller_app(conn, caller).await?;
         let (_, ids) = locked_profile(conn, &app.app_id, id).await?;
@@ -219,20 +198,10 @@ pub async fn create_reset_url(
             token_hash: &hash,
         };
         let row = db::tokens::issue(conn, &token_row, Expiry::InMinutes(ttl)).await?;
-        db::audit::insert(
-            conn,
-            &[NewAuditEvent {
-                app_id: &app.app_id,
-                profile_id: Some(id),
-                actor: &caller.actor,
-                operation: "createPasswordResetUrl",
-                details: Some(json!({ "identityType": kind.as_str(), "tokenTtlInMinutes": ttl })),
-                request_id: request_id.as_deref(),
-            }],
-        )
-        .await?;
+        let details = json!({ "identityType": kind.as_str(), "tokenTtlInMinutes": ttl });
+        audit(conn, caller, id, "createPasswordResetUrl", details).await?;
         Ok(Link {
-            url: reset_url(&app, mail, &token),
+            url: links::reset_url(mail.link_base(&app), &token),
             expires_at: row.expires_at,
         })
     })
@@ -241,37 +210,26 @@ pub async fn create_reset_url(
 
 /// Writes a new password hash to a profile's identity and does what every password change
 /// does, inside the caller's transaction: revoke the profile's live links, drop its queued
-/// reset mails, queue a "password changed" notice, write the audit event.
-#[allow(clippy::too_many_arguments)]
-pub async fn write_password(
+/// reset mails, queue a "password changed" notice, write the audit event (`operation`).
+pub(crate) async fn write_password(
     conn: &mut AsyncPgConnection,
-    app: &App,
+    caller: &Caller,
     profile: &Profile,
     kind: IdentityKind,
     hash: &str,
-    actor: &str,
     operation: &str,
-    request_id: Option<&str>,
 ) -> AppResult<()> {
-    let updated = diesel::update(
-        identities::table
-            .filter(identities::app_id.eq(&app.app_id))
-            .filter(identities::profile_id.eq(profile.profile_id))
-            .filter(identities::kind.eq(kind.as_str())),
-    )
-    .set((
-        identities::password_hash.eq(hash),
-        identities::updated_at.eq(diesel::dsl::now),
-    ))
-    .execute(conn)
-    .await?;
+    let app_id = &profile.app_id;
+    let updated =
+        db::identities::set_password_hash(conn, app_id, profile.profile_id, kind.as_str(), hash)
+            .await?;
     if updated == 0 {
         return Err(AppError::MissingIdentity(kind.as_str()));
     }
-    db::tokens::revoke(conn, &app.app_id, profile.profile_id, None).await?;
+    db::tokens::revoke(conn, app_id, profile.profile_id, None).await?;
     db::outbox::drop_for_profiles(
         conn,
-        &[(app.app_id.clone(), profile.profile_id)],
+        &[(app_id.clone(), profile.profile_id)],
         Some(&[Kind::PasswordReset.as_str()]),
         "superseded by a password change",
     )
@@ -280,7 +238,7 @@ pub async fn write_password(
         db::outbox::insert(
             conn,
             &NewOutboxMessage {
-                app_id: &app.app_id,
+                app_id,
                 message_id: Uuid::now_v7(),
                 profile_id: Some(profile.profile_id),
                 kind: Kind::PasswordChanged.as_str(),
@@ -293,68 +251,52 @@ pub async fn write_password(
         )
         .await?;
     }
-    db::audit::insert(
-        conn,
-        &[NewAuditEvent {
-            app_id: &app.app_id,
-            profile_id: Some(profile.profile_id),
-            actor,
-            operation,
-            details: Some(json!({ "identityType": kind.as_str() })),
-            request_id,
-        }],
-    )
-    .await?;
-    Ok(())
+    let details = json!({ "identityType": kind.as_str() });
+    audit(conn, caller, profile.profile_id, operation, details).await
+}
+
+/// A password chosen by the caller for one of a profile's identities.
+#[derive(Debug, Clone)]
+pub struct SetPassword {
+    pub profile_id: String,
+    pub password: String,
+    /// EMAIL or UNIVERSAL_ID.
+    pub kind: IdentityKind,
 }
 
 /// SysSetPasswordUniversalId (and the EMAIL twin): sets a password chosen by the caller.
 pub async fn set_password(
-    db: &Db,
+    pool: &mut DbPool<'_>,
     hasher: &Hasher,
     mail: &MailSettings,
     caller: &Caller,
-    profile_id: &str,
-    password: String,
-    kind: IdentityKind,
+    req: SetPassword,
 ) -> AppResult<(Profile, Vec<Identity>)> {
-    let id = parse_profile_id(profile_id, "profileId")?;
-    let kind = password_kind(kind)?;
-    if password.len() > MAX_PASSWORD_BYTES {
+    let id = parse_profile_id(&req.profile_id, "profileId")?;
+    let kind = password_kind(req.kind)?;
+    if req.password.len() > MAX_PASSWORD_BYTES {
         return Err(AppError::InvalidPasswordContent(format!(
             "must be at most {MAX_PASSWORD_BYTES} bytes long"
         )));
     }
     {
-        let mut conn = db.conn().await?;
+        let mut conn = get_conn(pool).await?;
         let app = caller_app(&mut conn, caller).await?;
-        db::profiles::find(&mut conn, &app.app_id, id)
+        let (_, ids) = db::profiles::find_with_identities(&mut conn, &app.app_id, id)
             .await?
             .ok_or(AppError::ProfileNotFound)?;
-        let ids = db::identities::for_profile(&mut conn, &app.app_id, id).await?;
         identity(&ids, kind).ok_or(AppError::MissingIdentity(kind.as_str()))?;
         Policy::of(&app)
-            .check(&password)
+            .check(&req.password)
             .map_err(AppError::InvalidPasswordContent)?;
     }
-    let hash = hasher.hash(password).await?;
-    let request_id = current_request_id();
-    let mut conn = db.conn().await?;
+    let hash = hasher.hash(req.password).await?;
+    let mut conn = get_conn(pool).await?;
     let result = conn
         .transaction::<_, AppError, _>(async |conn| {
             let app = caller_app(conn, caller).await?;
             let (profile, _) = locked_profile(conn, &app.app_id, id).await?;
-            write_password(
-                conn,
-                &app,
-                &profile,
-                kind,
-                &hash,
-                &caller.actor,
-                "setPassword",
-                request_id.as_deref(),
-            )
-            .await?;
+            write_password(conn, caller, &profile, kind, &hash, "setPassword").await?;
             let ids = db::identities::for_profile(conn, &app.app_id, id).await?;
             Ok((profile, ids))
         })

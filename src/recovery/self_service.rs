@@ -1,57 +1,54 @@
 //! What the hosted pages do with a link: look at it without consuming it (GET — mail scanners
-//! prefetch links), and act on it (POST — an explicit click by the user).
+//! prefetch links), and act on it (POST — an explicit click by the user). A link that cannot be
+//! used is [`AppError::DeadLink`], saying why.
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{hash_token, plausible_token};
 use crate::auth::Caller;
-use crate::db::models::{NewOutboxMessage, OneTimeToken};
-use crate::db::{self, Db};
-use crate::error::{AppError, AppResult};
+use crate::db::models::{IdentityKind, NewOutboxMessage, OneTimeToken};
+use crate::db::{self, DbPool, get_conn};
+use crate::error::{AppError, AppResult, DeadLink};
+use crate::links::{hash_token, plausible_token};
 use crate::mail::{MailSettings, outbox::Kind};
 use crate::passwords::{Hasher, MAX_PASSWORD_BYTES, Policy};
-use crate::users::IdentityKind;
 
-/// Why a link cannot be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeadLink {
-    /// Not a link of ours (or for another app or profile).
-    Unknown,
-    /// Past its expiry.
-    Expired,
-    /// Already used.
-    Used,
-    /// Replaced by a newer link, or revoked by a password change.
-    Revoked,
-}
-
-async fn state(
+/// A live token of `purpose`, or why it is not.
+async fn live_token(
     conn: &mut AsyncPgConnection,
     token: &str,
     purpose: &str,
-) -> AppResult<Result<OneTimeToken, DeadLink>> {
+) -> AppResult<OneTimeToken> {
     if !plausible_token(token) {
-        return Ok(Err(DeadLink::Unknown));
+        return Err(AppError::DeadLink(DeadLink::Unknown));
     }
     let hash = hash_token(token);
     let Some(row) = db::tokens::find(conn, &hash)
         .await?
         .filter(|r| r.purpose == purpose)
     else {
-        return Ok(Err(DeadLink::Unknown));
+        return Err(AppError::DeadLink(DeadLink::Unknown));
     };
     if db::tokens::is_live(conn, &hash).await? {
-        return Ok(Ok(row));
+        return Ok(row);
     }
-    Ok(Err(if row.used_at.is_some() {
+    Err(AppError::DeadLink(if row.used_at.is_some() {
         DeadLink::Used
     } else if row.revoked_at.is_some() {
         DeadLink::Revoked
     } else {
         DeadLink::Expired
     }))
+}
+
+/// Why a token that was live a moment ago could not be consumed: whatever its row says now,
+/// and `Used` when the row is gone (it was consumed and deleted with its profile).
+async fn lost_race(conn: &mut AsyncPgConnection, token: &str, purpose: &str) -> AppError {
+    match live_token(conn, token, purpose).await {
+        Err(AppError::DeadLink(DeadLink::Unknown)) | Ok(_) => AppError::DeadLink(DeadLink::Used),
+        Err(e) => e,
+    }
 }
 
 /// What the reset page shows for a live link.
@@ -72,59 +69,48 @@ async fn reset_view(conn: &mut AsyncPgConnection, row: &OneTimeToken) -> AppResu
 }
 
 /// Looks at a reset link without consuming it.
-pub async fn inspect_reset(db: &Db, token: &str) -> AppResult<Result<ResetView, DeadLink>> {
-    let mut conn = db.conn().await?;
-    match state(&mut conn, token, db::tokens::PASSWORD_RESET).await? {
-        Ok(row) => Ok(Ok(reset_view(&mut conn, &row).await?)),
-        Err(dead) => Ok(Err(dead)),
-    }
+pub async fn inspect_reset(pool: &mut DbPool<'_>, token: &str) -> AppResult<ResetView> {
+    let mut conn = get_conn(pool).await?;
+    let row = live_token(&mut conn, token, db::tokens::PASSWORD_RESET).await?;
+    reset_view(&mut conn, &row).await
 }
 
-/// The outcome of a reset form.
+/// A password chosen on the reset page, typed twice.
 #[derive(Debug, Clone)]
-pub enum ResetOutcome {
-    /// The password is set and the link used up.
-    Done,
-    /// The two passwords differ; nothing changed, the link still works.
-    Mismatch(ResetView),
-    /// The password breaks the policy (the rule is named); nothing changed.
-    Weak(ResetView, String),
-    /// The link cannot be used.
-    Dead(DeadLink),
+pub struct ResetForm {
+    pub token: String,
+    pub password: String,
+    pub confirmation: String,
 }
 
-/// Sets the password a reset link is for. Rejected attempts change nothing.
+/// Sets the password a reset link is for. A rejected attempt (`BAD_USER_INPUT` when the two
+/// passwords differ, `INVALID_PASSWORD_CONTENT` naming the broken rule, or the dead link)
+/// changes nothing and leaves a live link usable.
 pub async fn complete_reset(
-    db: &Db,
+    pool: &mut DbPool<'_>,
     hasher: &Hasher,
     mail: &MailSettings,
-    token: &str,
-    password: String,
-    confirmation: &str,
-) -> AppResult<ResetOutcome> {
+    form: ResetForm,
+) -> AppResult<()> {
     let view = {
-        let mut conn = db.conn().await?;
-        let row = match state(&mut conn, token, db::tokens::PASSWORD_RESET).await? {
-            Ok(row) => row,
-            Err(dead) => return Ok(ResetOutcome::Dead(dead)),
-        };
+        let mut conn = get_conn(pool).await?;
+        let row = live_token(&mut conn, &form.token, db::tokens::PASSWORD_RESET).await?;
         reset_view(&mut conn, &row).await?
     };
-    if password != confirmation {
-        return Ok(ResetOutcome::Mismatch(view));
+    if form.password != form.confirmation {
+        return Err(AppError::bad_input("The two passwords are not the same."));
     }
-    if password.len() > MAX_PASSWORD_BYTES {
-        return Ok(ResetOutcome::Weak(
-            view,
-            format!("must be at most {MAX_PASSWORD_BYTES} bytes long"),
-        ));
+    if form.password.len() > MAX_PASSWORD_BYTES {
+        return Err(AppError::InvalidPasswordContent(format!(
+            "must be at most {MAX_PASSWORD_BYTES} bytes long"
+        )));
     }
-    if let Err(rule) = view.policy.check(&password) {
-        return Ok(ResetOutcome::Weak(view, rule));
-    }
-    let phc = hasher.hash(password).await?;
-    let hash = hash_token(token);
-    let mut conn = db.conn().await?;
+    view.policy
+        .check(&form.password)
+        .map_err(AppError::InvalidPasswordContent)?;
+    let phc = hasher.hash(form.password).await?;
+    let hash = hash_token(&form.token);
+    let mut conn = get_conn(pool).await?;
     let consumed = conn
         .transaction::<_, AppError, _>(async |conn| {
             // The guarded consume is the one decision point: of concurrent submissions exactly
@@ -138,36 +124,20 @@ pub async fn complete_reset(
                 .as_deref()
                 .and_then(IdentityKind::parse)
                 .ok_or_else(|| AppError::internal("reset token without identity kind"))?;
-            let app = db::apps::find(conn, &row.app_id)
-                .await?
-                .ok_or(AppError::ProfileNotFound)?;
             let profile = db::profiles::find(conn, &row.app_id, row.profile_id)
                 .await?
                 .ok_or(AppError::ProfileNotFound)?;
-            super::reset::write_password(
-                conn,
-                &app,
-                &profile,
-                kind,
-                &phc,
-                "self-service",
-                "resetPassword",
-                None,
-            )
-            .await?;
+            let caller = Caller::system(row.app_id.clone(), "self-service");
+            super::reset::write_password(conn, &caller, &profile, kind, &phc, "resetPassword")
+                .await?;
             Ok(true)
         })
         .await?;
     if !consumed {
-        let mut conn = db.conn().await?;
-        let dead = state(&mut conn, token, db::tokens::PASSWORD_RESET)
-            .await?
-            .err()
-            .unwrap_or(DeadLink::Used);
-        return Ok(ResetOutcome::Dead(dead));
+        return Err(lost_race(&mut conn, &form.token, db::tokens::PASSWORD_RESET).await);
     }
     mail.wake.notify_one();
-    Ok(ResetOutcome::Done)
+    Ok(())
 }
 
 /// What the deletion page shows for a live link.
@@ -178,62 +148,53 @@ pub struct DeletionView {
     pub profile_id: Uuid,
 }
 
+/// A deletion link's three parts, as the page got them.
+#[derive(Debug, Clone, Copy)]
+pub struct DeletionLink<'a> {
+    pub app_id: &'a str,
+    pub token: &'a str,
+    pub profile_id: &'a str,
+}
+
 async fn deletion_row(
     conn: &mut AsyncPgConnection,
-    app_id: &str,
-    token: &str,
-    profile_id: &str,
-) -> AppResult<Result<OneTimeToken, DeadLink>> {
-    let row = match state(conn, token, db::tokens::ACCOUNT_DELETION).await? {
-        Ok(row) => row,
-        Err(dead) => return Ok(Err(dead)),
-    };
+    link: DeletionLink<'_>,
+) -> AppResult<OneTimeToken> {
+    let row = live_token(conn, link.token, db::tokens::ACCOUNT_DELETION).await?;
     // The link's appId and profileId must be the token's own.
-    if row.app_id != app_id || Uuid::parse_str(profile_id).ok() != Some(row.profile_id) {
-        return Ok(Err(DeadLink::Unknown));
+    if row.app_id != link.app_id || Uuid::parse_str(link.profile_id).ok() != Some(row.profile_id) {
+        return Err(AppError::DeadLink(DeadLink::Unknown));
     }
-    Ok(Ok(row))
+    Ok(row)
 }
 
 /// Looks at a deletion link without consuming it.
 pub async fn inspect_deletion(
-    db: &Db,
-    app_id: &str,
-    token: &str,
-    profile_id: &str,
-) -> AppResult<Result<DeletionView, DeadLink>> {
-    let mut conn = db.conn().await?;
-    let row = match deletion_row(&mut conn, app_id, token, profile_id).await? {
-        Ok(row) => row,
-        Err(dead) => return Ok(Err(dead)),
-    };
+    pool: &mut DbPool<'_>,
+    link: DeletionLink<'_>,
+) -> AppResult<DeletionView> {
+    let mut conn = get_conn(pool).await?;
+    let row = deletion_row(&mut conn, link).await?;
     let app = db::apps::find(&mut conn, &row.app_id)
         .await?
         .ok_or(AppError::ProfileNotFound)?;
-    Ok(Ok(DeletionView {
+    Ok(DeletionView {
         app_name: app.name,
         app_id: app.app_id,
         profile_id: row.profile_id,
-    }))
+    })
 }
 
 /// Deletes the account a deletion link is for, with its children, and queues a confirmation to
-/// the contact email it had at that moment.
+/// the contact email it had at that moment. Returns the deleted ids.
 pub async fn complete_deletion(
-    db: &Db,
+    pool: &mut DbPool<'_>,
     mail: &MailSettings,
-    app_id: &str,
-    token: &str,
-    profile_id: &str,
-) -> AppResult<Result<Vec<Uuid>, DeadLink>> {
-    {
-        let mut conn = db.conn().await?;
-        if let Err(dead) = deletion_row(&mut conn, app_id, token, profile_id).await? {
-            return Ok(Err(dead));
-        }
-    }
-    let hash = hash_token(token);
-    let mut conn = db.conn().await?;
+    link: DeletionLink<'_>,
+) -> AppResult<Vec<Uuid>> {
+    let mut conn = get_conn(pool).await?;
+    deletion_row(&mut conn, link).await?;
+    let hash = hash_token(link.token);
     let deleted = conn
         .transaction::<_, AppError, _>(async |conn| {
             let Some(row) = db::tokens::consume(conn, &hash, db::tokens::ACCOUNT_DELETION).await?
@@ -242,8 +203,13 @@ pub async fn complete_deletion(
             };
             let profile = db::profiles::find(conn, &row.app_id, row.profile_id).await?;
             let caller = Caller::system(row.app_id.clone(), "self-service");
-            let deleted =
-                crate::users::delete::delete_in(conn, &caller, None, row.profile_id, true).await?;
+            let deleted = crate::users::delete::delete(
+                &mut DbPool::from(&mut **conn),
+                &caller,
+                &row.profile_id.to_string(),
+                true,
+            )
+            .await?;
             if let Some(to) = profile.as_ref().and_then(|p| p.contact_email.clone()) {
                 db::outbox::insert(
                     conn,
@@ -267,23 +233,14 @@ pub async fn complete_deletion(
             Ok(Some(deleted))
         })
         .await?;
-    match deleted {
-        Some(ids) => {
-            mail.wake.notify_one();
-            tracing::info!(
-                app_id,
-                deleted = ids.len(),
-                "account deleted through its self-service link"
-            );
-            Ok(Ok(ids))
-        }
-        None => {
-            let mut conn = db.conn().await?;
-            let dead = state(&mut conn, token, db::tokens::ACCOUNT_DELETION)
-                .await?
-                .err()
-                .unwrap_or(DeadLink::Used);
-            Ok(Err(dead))
-        }
-    }
+    let Some(ids) = deleted else {
+        return Err(lost_race(&mut conn, link.token, db::tokens::ACCOUNT_DELETION).await);
+    };
+    mail.wake.notify_one();
+    tracing::info!(
+        app_id = link.app_id,
+        deleted = ids.len(),
+        "account deleted through its self-service link"
+    );
+    Ok(ids)
 }

@@ -13,17 +13,20 @@ use diesel_async::AsyncConnection;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::caller_app;
 use super::fields::{ProfileFields, ValidFields};
-use super::{IdentityKind, caller_app, normalise};
 use crate::auth::Caller;
+use crate::db::models::IdentityKind;
 use crate::db::models::{
     Identity, NewAuditEvent, NewIdentity, NewOutboxMessage, NewProfile, Profile,
 };
-use crate::db::{self, Db};
-use crate::error::{AppError, AppResult, current_request_id};
+use crate::db::{self, DbPool, get_conn};
+use crate::error::{AppError, AppResult};
 use crate::mail::MailSettings;
 use crate::mail::outbox::Kind;
+use crate::normalise;
 use crate::passwords::{Hasher, MAX_PASSWORD_BYTES, Policy, random_secret};
+use crate::telemetry::current_request_id;
 
 /// The identity a new user logs in with, as the caller sent it.
 #[derive(Debug, Clone)]
@@ -116,7 +119,7 @@ fn check(input: NewUser) -> AppResult<Checked> {
 
 /// Creates a profile with one identity.
 pub async fn create(
-    db: &Db,
+    pool: &mut DbPool<'_>,
     hasher: &Hasher,
     mail: &MailSettings,
     caller: &Caller,
@@ -124,7 +127,7 @@ pub async fn create(
 ) -> AppResult<Created> {
     let c = check(input)?;
 
-    let mut conn = db.conn().await?;
+    let mut conn = get_conn(pool).await?;
     let app = caller_app(&mut conn, caller).await?;
     if c.kind == IdentityKind::External {
         let allowed: Vec<&str> = app
@@ -195,7 +198,7 @@ pub async fn create(
         }
     };
 
-    let mut conn = db.conn().await?;
+    let mut conn = get_conn(pool).await?;
     let request_id = current_request_id();
     let profile_id = Uuid::now_v7();
     let f = &c.fields;

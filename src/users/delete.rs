@@ -8,24 +8,27 @@ use uuid::Uuid;
 use super::parse_profile_id;
 use crate::auth::Caller;
 use crate::db::models::NewAuditEvent;
-use crate::db::{self, Db};
-use crate::error::{AppError, AppResult, current_request_id};
+use crate::db::{self, DbPool, get_conn};
+use crate::error::{AppError, AppResult};
+use crate::telemetry::current_request_id;
 
-/// Deletes a profile of the caller's app. Without `delete_children` its children stay and lose
-/// their parent; with it they (and their children, in the child apps) are deleted too.
-/// Returns the deleted ids, the requested one first; `[]` when the profile does not exist.
+/// Deletes a profile of the caller's app, in one transaction: without `delete_children` its
+/// children stay and lose their parent; with it they (and their children, in the child apps)
+/// are deleted too. Identities and one-time tokens go with the profiles (by cascade), their
+/// queued mail is dropped, and one audit event is written per profile touched. Returns the
+/// deleted ids, the requested one first; `[]` when the profile does not exist.
 pub async fn delete(
-    db: &Db,
+    pool: &mut DbPool<'_>,
     caller: &Caller,
     profile_id: &str,
     delete_children: bool,
 ) -> AppResult<Vec<Uuid>> {
     let id = parse_profile_id(profile_id, "profileId")?;
-    let mut conn = db.conn().await?;
     let request_id = current_request_id();
+    let mut conn = get_conn(pool).await?;
     let deleted = conn
         .transaction::<_, AppError, _>(async |conn| {
-            delete_in(conn, caller, request_id.as_deref(), id, delete_children).await
+            delete_tree(conn, caller, request_id.as_deref(), id, delete_children).await
         })
         .await?;
     if !deleted.is_empty() {
@@ -34,10 +37,7 @@ pub async fn delete(
     Ok(deleted)
 }
 
-/// The deletion itself, inside the caller's transaction: orphan or delete the children, delete
-/// the profile (identities and one-time tokens go with it by cascade), drop its queued mail,
-/// and write one audit event per profile touched.
-pub async fn delete_in(
+async fn delete_tree(
     conn: &mut AsyncPgConnection,
     caller: &Caller,
     request_id: Option<&str>,

@@ -4,8 +4,8 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::normalise::{at_most, email, visible};
 use crate::error::{AppError, AppResult};
+use crate::normalise::{at_most, email, visible};
 
 /// Longest userName, in characters.
 pub const MAX_USER_NAME: usize = 128;

@@ -1,49 +1,23 @@
 //! The User service: every rule about profiles and identities lives here, whichever way the
-//! call came in (GraphQL, the hosted pages, the CLI). Functions take the database handle and
-//! the [`Caller`](crate::auth::Caller), whose `app_id` scopes everything they touch.
+//! call came in (GraphQL, the hosted pages, the CLI). Functions take a [`DbPool`] (the pool, or
+//! a connection inside the caller's transaction) and the [`Caller`], whose `app_id` scopes
+//! everything they touch.
 
 pub mod create;
 pub mod delete;
 pub mod fields;
-pub mod normalise;
 pub mod page;
 pub mod read;
 
+use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::db::Conn;
-use crate::db::models::App;
+#[cfg(doc)]
+use crate::db::DbPool;
+use crate::db::models::{App, NewAuditEvent};
 use crate::error::{AppError, AppResult};
-
-/// The kinds of identity, as stored in `identities.kind`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdentityKind {
-    Email,
-    UniversalId,
-    External,
-}
-
-impl IdentityKind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdentityKind::Email => "EMAIL",
-            IdentityKind::UniversalId => "UNIVERSAL_ID",
-            IdentityKind::External => "EXTERNAL",
-        }
-    }
-
-    /// The kind a stored name stands for.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "EMAIL" => Some(IdentityKind::Email),
-            "UNIVERSAL_ID" => Some(IdentityKind::UniversalId),
-            "EXTERNAL" => Some(IdentityKind::External),
-            _ => None,
-        }
-    }
-}
+use crate::telemetry::current_request_id;
 
 /// A profile id from an argument: a UUID, else `BAD_USER_INPUT`.
 pub fn parse_profile_id(raw: &str, field: &str) -> AppResult<Uuid> {
@@ -55,8 +29,33 @@ pub fn parse_profile_id(raw: &str, field: &str) -> AppResult<Uuid> {
 }
 
 /// The caller's app. A token for an app that does not exist can do nothing.
-pub async fn caller_app(conn: &mut Conn, caller: &Caller) -> AppResult<App> {
+pub async fn caller_app(conn: &mut AsyncPgConnection, caller: &Caller) -> AppResult<App> {
     crate::db::apps::find(conn, &caller.app_id)
         .await?
         .ok_or_else(|| AppError::Forbidden(format!("app \"{}\" does not exist", caller.app_id)))
+}
+
+/// Writes one audit event: `caller` did `operation` to a profile (of the caller's app), in the
+/// current request.
+pub async fn audit(
+    conn: &mut AsyncPgConnection,
+    caller: &Caller,
+    profile_id: Uuid,
+    operation: &str,
+    details: serde_json::Value,
+) -> AppResult<()> {
+    let request_id = current_request_id();
+    crate::db::audit::insert(
+        conn,
+        &[NewAuditEvent {
+            app_id: &caller.app_id,
+            profile_id: Some(profile_id),
+            actor: &caller.actor,
+            operation,
+            details: Some(details),
+            request_id: request_id.as_deref(),
+        }],
+    )
+    .await?;
+    Ok(())
 }

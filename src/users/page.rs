@@ -18,12 +18,14 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{IdentityKind, normalise, parse_profile_id};
+use super::parse_profile_id;
 use crate::auth::Caller;
-use crate::db::Db;
+use crate::db::models::IdentityKind;
 use crate::db::models::Profile;
 use crate::db::profiles::{Listing, OrderField, Position, ProfileFilter, Side, SortKey};
+use crate::db::{DbPool, get_conn};
 use crate::error::{AppError, AppResult};
+use crate::normalise;
 
 const CURSOR_VERSION: u8 = 1;
 
@@ -208,7 +210,7 @@ fn check_count(n: Option<i32>, name: &str, max: i32) -> AppResult<Option<i64>> {
 }
 
 /// Reads one page.
-pub async fn page(db: &Db, caller: &Caller, req: PageRequest) -> AppResult<Page> {
+pub async fn page(pool: &mut DbPool<'_>, caller: &Caller, req: PageRequest) -> AppResult<Page> {
     let first = check_count(req.first, "first", req.max_page)?;
     let last = check_count(req.last, "last", req.max_page)?;
     if first.is_some() && last.is_some() {
@@ -239,7 +241,7 @@ pub async fn page(db: &Db, caller: &Caller, req: PageRequest) -> AppResult<Page>
         descending: req.descending,
     };
     let mut rows = {
-        let mut conn = db.conn().await?;
+        let mut conn = get_conn(pool).await?;
         listing
             .range(
                 &mut conn,
@@ -317,29 +319,29 @@ impl Page {
         }
     }
 
-    async fn resolve(&self, db: &Db, flag: &Flag) -> AppResult<bool> {
+    async fn resolve(&self, pool: &mut DbPool<'_>, flag: &Flag) -> AppResult<bool> {
         match flag {
             Flag::Known(b) => Ok(*b),
             Flag::Probe(side, pos) => {
-                let mut conn = db.conn().await?;
+                let mut conn = get_conn(pool).await?;
                 Ok(self.listing().any_on(&mut conn, *side, pos).await?)
             }
         }
     }
 
     /// Whether profiles follow this page.
-    pub async fn has_next_page(&self, db: &Db) -> AppResult<bool> {
-        self.resolve(db, &self.has_next).await
+    pub async fn has_next_page(&self, pool: &mut DbPool<'_>) -> AppResult<bool> {
+        self.resolve(pool, &self.has_next).await
     }
 
     /// Whether profiles precede this page.
-    pub async fn has_previous_page(&self, db: &Db) -> AppResult<bool> {
-        self.resolve(db, &self.has_previous).await
+    pub async fn has_previous_page(&self, pool: &mut DbPool<'_>) -> AppResult<bool> {
+        self.resolve(pool, &self.has_previous).await
     }
 
     /// How many profiles match the filter, on every page together.
-    pub async fn total_count(&self, db: &Db) -> AppResult<i64> {
-        let mut conn = db.conn().await?;
+    pub async fn total_count(&self, pool: &mut DbPool<'_>) -> AppResult<i64> {
+        let mut conn = get_conn(pool).await?;
         Ok(self.listing().count(&mut conn).await?)
     }
 }

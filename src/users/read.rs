@@ -1,17 +1,15 @@
 //! Reading users: SysGetUserInfo, lookup by identity, SysGetUserExport.
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
 
-use super::{IdentityKind, normalise, parse_profile_id};
+use super::parse_profile_id;
 use crate::auth::Caller;
+use crate::db::models::IdentityKind;
 use crate::db::models::{AuditEvent, Identity, Profile};
-use crate::db::rendered::RenderOnce;
-use crate::db::schema::{identities, profiles};
-use crate::db::{self, Db};
+use crate::db::{self, DbPool, get_conn};
 use crate::error::{AppError, AppResult};
+use crate::normalise;
 
 /// A profile, with its identities when they were asked for.
 #[derive(Debug, Clone)]
@@ -21,16 +19,15 @@ pub struct Found {
 }
 
 /// One profile of the caller's app, or `None`. With `with_identities`, profile and identities
-/// come back from one query (a left join), so the common `userInfo { identities }` costs one
-/// round trip.
+/// come back from one query, so the common `userInfo { identities }` costs one round trip.
 pub async fn user_info(
-    db: &Db,
+    pool: &mut DbPool<'_>,
     caller: &Caller,
     profile_id: &str,
     with_identities: bool,
 ) -> AppResult<Option<Found>> {
     let id = parse_profile_id(profile_id, "profileId")?;
-    let mut conn = db.conn().await?;
+    let mut conn = get_conn(pool).await?;
     if !with_identities {
         let profile = db::profiles::find(&mut conn, &caller.app_id, id).await?;
         return Ok(profile.map(|profile| Found {
@@ -38,28 +35,8 @@ pub async fn user_info(
             identities: None,
         }));
     }
-    let rows: Vec<(Profile, Option<Identity>)> = profiles::table
-        .left_join(
-            identities::table.on(identities::app_id
-                .eq(profiles::app_id)
-                .and(identities::profile_id.eq(profiles::profile_id))),
-        )
-        .filter(profiles::app_id.eq(&caller.app_id))
-        .filter(profiles::profile_id.eq(id))
-        .select((Profile::as_select(), Option::<Identity>::as_select()))
-        .rendered_once()
-        .load(&mut conn)
-        .await?;
-    let mut rows = rows.into_iter();
-    let Some((profile, first)) = rows.next() else {
-        return Ok(None);
-    };
-    let mut identities: Vec<Identity> = first
-        .into_iter()
-        .chain(rows.filter_map(|(_, i)| i))
-        .collect();
-    db::identities::in_order(&mut identities);
-    Ok(Some(Found {
+    let found = db::profiles::find_with_identities(&mut conn, &caller.app_id, id).await?;
+    Ok(found.map(|(profile, identities)| Found {
         profile,
         identities: Some(identities),
     }))
@@ -67,7 +44,7 @@ pub async fn user_info(
 
 /// The profile of the caller's app that owns an identity, or `None`.
 pub async fn user_by_identity(
-    db: &Db,
+    pool: &mut DbPool<'_>,
     caller: &Caller,
     kind: IdentityKind,
     external_id: &str,
@@ -91,7 +68,7 @@ pub async fn user_by_identity(
         (IdentityKind::Email, None) => (normalise::email_key(external_id)?, String::new()),
         (IdentityKind::UniversalId, None) => (normalise::universal_id(external_id)?, String::new()),
     };
-    let mut conn = db.conn().await?;
+    let mut conn = get_conn(pool).await?;
     let Some(owner) =
         db::identities::find_owner(&mut conn, &caller.app_id, kind.as_str(), &auth_type, &key)
             .await?
@@ -112,9 +89,9 @@ pub struct Export {
 }
 
 /// SysGetUserExport: `PROFILE_NOT_FOUND` when the profile is not in the caller's app.
-pub async fn export(db: &Db, caller: &Caller, profile_id: &str) -> AppResult<Export> {
+pub async fn export(pool: &mut DbPool<'_>, caller: &Caller, profile_id: &str) -> AppResult<Export> {
     let id = parse_profile_id(profile_id, "profileId")?;
-    let mut conn = db.conn().await?;
+    let mut conn = get_conn(pool).await?;
     let profile = db::profiles::find(&mut conn, &caller.app_id, id)
         .await?
         .ok_or(AppError::ProfileNotFound)?;

@@ -5,9 +5,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::{address, templates};
 use crate::error::{AppError, AppResult, MailboxField};
-use crate::mail::{address, templates};
-use crate::users::normalise;
+use crate::normalise;
 
 /// Most cc or bcc recipients, and most categories.
 pub const MAX_LIST: usize = 10;
