@@ -9,6 +9,7 @@ use crate::auth::jwt::{MintRequest, Verifier, mint_hs256};
 use crate::auth::scopes;
 use crate::config::{DbArgs, JwtArgs, ServeArgs, load_or_create_dev_key, parse_duration_secs};
 use crate::db::embedded::EmbeddedPostgres;
+use crate::error::AppError;
 use crate::telemetry::{self, LogFormat};
 
 #[derive(Parser, Debug)]
@@ -172,7 +173,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Serve(args) => serve(*args).await,
         Command::Migrate(db) => {
-            let (url, pg) = crate::db::open(&db).await?;
+            let (url, pg) = crate::db::open(db.database_url.as_deref(), &db.data_dir).await?;
             let result = crate::db::run_migrations(&url).await;
             stop(pg).await;
             let applied = result?;
@@ -188,7 +189,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::App { command, db } => {
-            let (url, pg) = crate::db::open(&db).await?;
+            let (url, pg) = crate::db::open(db.database_url.as_deref(), &db.data_dir).await?;
             let result = async {
                 crate::db::run_migrations(&url).await?;
                 app_command(command, &url).await
@@ -198,7 +199,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             result
         }
         Command::Template { command, db } => {
-            let (url, pg) = crate::db::open(&db).await?;
+            let (url, pg) = crate::db::open(db.database_url.as_deref(), &db.data_dir).await?;
             let result = async {
                 crate::db::run_migrations(&url).await?;
                 template_command(command, &url).await
@@ -219,6 +220,15 @@ async fn stop(pg: Option<EmbeddedPostgres>) {
     }
 }
 
+/// A service's refusal as the CLI reports it: the message, or for an unexpected failure its
+/// cause (the operator running the CLI is the one who needs it).
+fn failure(e: AppError) -> anyhow::Error {
+    match e {
+        AppError::Internal(cause) | AppError::Unavailable(cause) => anyhow::anyhow!(cause),
+        e => anyhow::anyhow!(e.message()),
+    }
+}
+
 async fn app_command(command: AppCommand, url: &str) -> anyhow::Result<()> {
     let db = crate::db::Db::new(&crate::db::DbSettings {
         url: url.to_owned(),
@@ -226,14 +236,16 @@ async fn app_command(command: AppCommand, url: &str) -> anyhow::Result<()> {
         acquire_timeout: std::time::Duration::from_secs(10),
         statement_timeout: std::time::Duration::from_secs(30),
     })?;
-    let mut conn = db.conn().await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let pool = &mut db.pool();
     match command {
         AppCommand::Create { id, name, parent } => {
-            let app = apps::create(&mut conn, &id, &name, parent.as_deref()).await?;
+            let app = apps::create(pool, &id, &name, parent.as_deref())
+                .await
+                .map_err(failure)?;
             println!("created app {}", app.app_id);
         }
         AppCommand::List => {
-            for app in crate::db::apps::list(&mut conn).await? {
+            for app in apps::list(pool).await.map_err(failure)? {
                 let parent = app
                     .parent_app_id
                     .map(|p| format!(" (child of {p})"))
@@ -242,15 +254,13 @@ async fn app_command(command: AppCommand, url: &str) -> anyhow::Result<()> {
             }
         }
         AppCommand::Show { id } => {
-            let app = crate::db::apps::find(&mut conn, &id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("no app {id}"))?;
+            let app = apps::find(pool, &id).await.map_err(failure)?;
             for (k, v) in apps::describe(&app) {
                 println!("{k} = {v}");
             }
         }
         AppCommand::Set { id, key, value } => {
-            let app = apps::set(&mut conn, &id, &key, &value).await?;
+            let app = apps::set(pool, &id, &key, &value).await.map_err(failure)?;
             let shown = apps::describe(&app).into_iter().find(|(k, _)| *k == key);
             if let Some((k, v)) = shown {
                 println!("{} {k} = {v}", app.app_id);
@@ -357,7 +367,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "no JWT key configured: set USERSVC_JWT_SECRET or USERSVC_JWT_KEYS_FILE (a development key is only made for the embedded database)"
         );
     }
-    let (url, pg) = crate::db::open(&args.db).await?;
+    let (url, pg) = crate::db::open(args.db.database_url.as_deref(), &args.db.data_dir).await?;
     let result = serve_on(&args, &url).await;
     stop(pg).await;
     result

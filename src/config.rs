@@ -11,6 +11,7 @@ use crate::auth::jwt::JwtConfig;
 use crate::db::DbSettings;
 use crate::graphql::Limits;
 use crate::http::HttpSettings;
+use crate::mail::MailConfig;
 
 /// Where the data lives.
 #[derive(Args, Debug, Clone)]
@@ -171,8 +172,8 @@ impl ServeArgs {
     }
 
     /// Mail settings.
-    pub fn mail(&self) -> crate::server::MailConfig {
-        crate::server::MailConfig {
+    pub fn mail(&self) -> MailConfig {
+        MailConfig {
             public_url: self.public_url.clone(),
             from: self.mail_from.clone(),
             smtp_url: self.smtp_url.clone().filter(|u| !u.is_empty()),

@@ -7,7 +7,7 @@
 //! runtime in between. Callers must not hold a database connection while they wait here.
 
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
 use base64::Engine;
@@ -184,7 +184,8 @@ impl Hasher {
 /// One hashing thread: the queued passwords, one after the other, until the hasher is gone.
 fn hash_jobs(queue: &Mutex<mpsc::Receiver<Job>>) {
     loop {
-        let job = crate::sync::lock(queue).recv();
+        // A thread that panicked while holding the lock left the receiver as it was.
+        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok((password, done)) = job else {
             return;
         };

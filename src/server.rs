@@ -11,34 +11,11 @@ use crate::auth::jwt::Verifier;
 use crate::db::{Db, DbSettings};
 use crate::graphql::{self, Limits, Services};
 use crate::http::{self, AppState, HttpSettings};
-use crate::mail::MailSettings;
 use crate::mail::outbox::Worker;
 use crate::mail::transport::Transport;
+use crate::mail::{MailConfig, MailSettings};
 use crate::passwords::Hasher;
 use crate::telemetry;
-
-/// How the server sends mail.
-#[derive(Debug, Clone)]
-pub struct MailConfig {
-    /// Base of links; default `http://{bound address}`.
-    pub public_url: Option<String>,
-    /// Default sender, e.g. `usersvc <no-reply@localhost>`.
-    pub from: String,
-    /// SMTP server URL; `None` writes `.eml` files to `mail_dir`.
-    pub smtp_url: Option<String>,
-    /// Where file mail goes.
-    pub mail_dir: std::path::PathBuf,
-    /// SMTP connect/command timeout.
-    pub smtp_timeout: std::time::Duration,
-    /// Attempts before giving up a message.
-    pub max_attempts: i32,
-    /// First retry delay (doubling).
-    pub retry_base: std::time::Duration,
-    /// How long a claimed message stays with its worker.
-    pub lease: std::time::Duration,
-    /// Whether this process runs an outbox worker.
-    pub worker: bool,
-}
 
 /// Everything a server needs.
 pub struct ServerConfig {

@@ -1,8 +1,11 @@
 //! Apps (tenants): creation with a parent of at most five levels, and their settings.
 //! The CLI is the only way in; no GraphQL field touches another app.
 
+use diesel_async::AsyncPgConnection;
+
 use crate::db::models::{App, NewApp};
-use crate::db::{self, Conn};
+use crate::db::{self, DbPool, get_conn};
+use crate::error::{AppError, AppResult};
 use crate::normalise;
 
 /// Deepest chain of apps, the root included (brainCloud allows five levels).
@@ -42,30 +45,35 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ),
 ];
 
+fn bad(message: impl Into<String>) -> AppError {
+    AppError::bad_input(message)
+}
+
 /// Creates an app under an optional parent.
 pub async fn create(
-    conn: &mut Conn,
+    pool: &mut DbPool<'_>,
     id: &str,
     name: &str,
     parent: Option<&str>,
-) -> anyhow::Result<App> {
+) -> AppResult<App> {
     if !valid_id(id) {
-        anyhow::bail!("an app id is 1 to 64 letters, digits, '.', '_' or '-'");
+        return Err(bad("an app id is 1 to 64 letters, digits, '.', '_' or '-'"));
     }
     check_name(name)?;
-    if db::apps::find(conn, id).await?.is_some() {
-        anyhow::bail!("app {id} already exists");
+    let mut conn = get_conn(pool).await?;
+    if db::apps::find(&mut conn, id).await?.is_some() {
+        return Err(bad(format!("app {id} already exists")));
     }
     if let Some(parent) = parent {
-        let levels = ancestry(conn, parent).await?.len();
+        let levels = ancestry(&mut conn, parent).await?.len();
         if levels >= MAX_LEVELS {
-            anyhow::bail!(
+            return Err(bad(format!(
                 "app {parent} is already {levels} levels deep; at most {MAX_LEVELS} levels are allowed"
-            );
+            )));
         }
     }
     Ok(db::apps::insert(
-        conn,
+        &mut conn,
         &NewApp {
             app_id: id,
             name,
@@ -75,14 +83,28 @@ pub async fn create(
     .await?)
 }
 
+/// One app, or `BAD_USER_INPUT` naming it.
+pub async fn find(pool: &mut DbPool<'_>, id: &str) -> AppResult<App> {
+    let mut conn = get_conn(pool).await?;
+    db::apps::find(&mut conn, id)
+        .await?
+        .ok_or_else(|| bad(format!("no app {id}")))
+}
+
+/// Every app, by id.
+pub async fn list(pool: &mut DbPool<'_>) -> AppResult<Vec<App>> {
+    let mut conn = get_conn(pool).await?;
+    Ok(db::apps::list(&mut conn).await?)
+}
+
 /// An app and its ancestors, the app first. Fails when `id` does not exist.
-pub async fn ancestry(conn: &mut Conn, id: &str) -> anyhow::Result<Vec<App>> {
+async fn ancestry(conn: &mut AsyncPgConnection, id: &str) -> AppResult<Vec<App>> {
     let mut chain = Vec::new();
     let mut next = Some(id.to_owned());
     while let Some(current) = next {
         let app = db::apps::find(conn, &current)
             .await?
-            .ok_or_else(|| anyhow::anyhow!("no app {current}"))?;
+            .ok_or_else(|| bad(format!("no app {current}")))?;
         next = app.parent_app_id.clone();
         chain.push(app);
         if chain.len() > MAX_LEVELS {
@@ -100,21 +122,25 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
-fn check_name(name: &str) -> anyhow::Result<()> {
+fn check_name(name: &str) -> AppResult<()> {
     let n = name.chars().count();
     if n == 0 || n > 200 || name.chars().any(normalise::is_invisible) {
-        anyhow::bail!("an app name is 1 to 200 visible characters");
+        return Err(bad("an app name is 1 to 200 visible characters"));
     }
     Ok(())
 }
 
-fn int(value: &str, key: &str, range: std::ops::RangeInclusive<i32>) -> anyhow::Result<i32> {
+fn int(value: &str, key: &str, range: std::ops::RangeInclusive<i32>) -> AppResult<i32> {
     let n: i32 = value
         .trim()
         .parse()
-        .map_err(|_| anyhow::anyhow!("{key} takes a whole number"))?;
+        .map_err(|_| bad(format!("{key} takes a whole number")))?;
     if !range.contains(&n) {
-        anyhow::bail!("{key} must be within {}..={}", range.start(), range.end());
+        return Err(bad(format!(
+            "{key} must be within {}..={}",
+            range.start(),
+            range.end()
+        )));
     }
     Ok(n)
 }
@@ -125,10 +151,11 @@ fn optional(value: &str) -> Option<String> {
 }
 
 /// Changes one setting (see [`SETTINGS`]) and stores it.
-pub async fn set(conn: &mut Conn, id: &str, key: &str, value: &str) -> anyhow::Result<App> {
-    let mut app = db::apps::find(conn, id)
+pub async fn set(pool: &mut DbPool<'_>, id: &str, key: &str, value: &str) -> AppResult<App> {
+    let mut conn = get_conn(pool).await?;
+    let mut app = db::apps::find(&mut conn, id)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("no app {id}"))?;
+        .ok_or_else(|| bad(format!("no app {id}")))?;
     match key {
         "name" => {
             check_name(value)?;
@@ -144,15 +171,14 @@ pub async fn set(conn: &mut Conn, id: &str, key: &str, value: &str) -> anyhow::R
         "reset.mails_per_hour" => app.reset_mails_per_hour = int(value, key, 0..=1000)?,
         "mail.from" => {
             if value.chars().any(normalise::is_invisible) || value.len() > 320 {
-                anyhow::bail!("mail.from must be one line of at most 320 characters");
+                return Err(bad("mail.from must be one line of at most 320 characters"));
             }
             app.mail_from = optional(value);
         }
         "external_auth_types" => {
             let mut types = Vec::new();
             for t in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-                let t = normalise::external_auth_type(t)
-                    .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+                let t = normalise::external_auth_type(t)?;
                 types.push(Some(t));
             }
             app.external_auth_types = types;
@@ -165,13 +191,16 @@ pub async fn set(conn: &mut Conn, id: &str, key: &str, value: &str) -> anyhow::R
                         .chars()
                         .any(|c| c.is_whitespace() || normalise::is_invisible(c)))
             {
-                anyhow::bail!("public_url must be an http:// or https:// URL");
+                return Err(bad("public_url must be an http:// or https:// URL"));
             }
             app.public_url = v.map(|u| u.trim_end_matches('/').to_owned());
         }
         other => {
             let keys: Vec<&str> = SETTINGS.iter().map(|(k, _)| *k).collect();
-            anyhow::bail!("unknown setting {other}; known: {}", keys.join(", "));
+            return Err(bad(format!(
+                "unknown setting {other}; known: {}",
+                keys.join(", ")
+            )));
         }
     }
     let min_total = app.password_min_digits
@@ -179,13 +208,12 @@ pub async fn set(conn: &mut Conn, id: &str, key: &str, value: &str) -> anyhow::R
         + app.password_min_lowercase
         + app.password_min_symbols;
     if app.password_max_length < app.password_min_length || app.password_max_length < min_total {
-        anyhow::bail!(
+        return Err(bad(format!(
             "password.max_length ({}) must be at least password.min_length ({}) and the sum of the minimum counts ({min_total})",
-            app.password_max_length,
-            app.password_min_length
-        );
+            app.password_max_length, app.password_min_length
+        )));
     }
-    Ok(db::apps::update_settings(conn, &app).await?)
+    Ok(db::apps::update_settings(&mut conn, &app).await?)
 }
 
 /// The settings of an app as `key = value` lines, in [`SETTINGS`] order.

@@ -56,6 +56,27 @@ pub async fn run_migrations(url: &str) -> anyhow::Result<Vec<String>> {
     .await?
 }
 
+diesel::table! {
+    /// diesel's record of applied migrations.
+    __diesel_schema_migrations (version) {
+        version -> VarChar,
+    }
+}
+
+/// Whether every embedded migration has been applied to the database.
+pub async fn migrations_applied(
+    conn: &mut diesel_async::AsyncPgConnection,
+) -> diesel::QueryResult<bool> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+
+    let applied: Vec<String> = __diesel_schema_migrations::table
+        .select(__diesel_schema_migrations::version)
+        .load(conn)
+        .await?;
+    Ok(migration_versions().iter().all(|v| applied.contains(v)))
+}
+
 /// Versions of the embedded migrations, oldest first.
 pub fn migration_versions() -> Vec<String> {
     use diesel::migration::MigrationSource;
@@ -149,18 +170,20 @@ pub fn ensure_postgres_binaries() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The database to use: `DATABASE_URL`, or the embedded cluster (started or reused) with its
-/// `usersvc` database. The cluster handle, when there is one, must be stopped on exit.
+/// The database to use: `database_url`, or else the embedded cluster under
+/// `data_dir/postgres` (started or reused) with its `usersvc` database. The cluster handle,
+/// when there is one, must be stopped on exit.
 pub async fn open(
-    args: &crate::config::DbArgs,
+    database_url: Option<&str>,
+    data_dir: &std::path::Path,
 ) -> anyhow::Result<(String, Option<embedded::EmbeddedPostgres>)> {
-    if let Some(url) = &args.database_url {
-        return Ok((url.clone(), None));
+    if let Some(url) = database_url {
+        return Ok((url.to_owned(), None));
     }
     let install = tokio::task::spawn_blocking(ensure_postgres_binaries);
     install.await??;
     let pg = embedded::EmbeddedPostgres::start(embedded::EmbeddedOptions {
-        root: args.data_dir_abs().join("postgres"),
+        root: std::path::absolute(data_dir)?.join("postgres"),
         ephemeral: false,
     })
     .await?;

@@ -17,7 +17,7 @@
 //! [`crate::graphql::Schemas`]).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_graphql::parser::Positioned;
 use async_graphql::parser::types::{
@@ -26,7 +26,12 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Value, Variables};
 
-use crate::sync::lock;
+
+/// Locks a cache. Every holder leaves the map valid (an insert or a lookup), so a panic while
+/// it was held must not turn every later request into a second panic.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Longest document text kept.
 const MAX_TEXT: usize = 16 * 1024;

@@ -3,8 +3,6 @@
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
 use serde_json::json;
 
 use super::AppState;
@@ -14,26 +12,13 @@ pub async fn healthz() -> Response {
     (StatusCode::OK, axum::Json(json!({ "status": "ok" }))).into_response()
 }
 
-diesel::table! {
-    __diesel_schema_migrations (version) {
-        version -> VarChar,
-    }
-}
-
 async fn readiness(state: &AppState) -> Result<(), &'static str> {
     let mut conn = state.db.conn().await.map_err(|_| "database unreachable")?;
-    let applied: Vec<String> = __diesel_schema_migrations::table
-        .select(__diesel_schema_migrations::version)
-        .load(&mut conn)
-        .await
-        .map_err(|_| "migrations not applied")?;
-    let missing = crate::db::migration_versions()
-        .iter()
-        .any(|v| !applied.contains(v));
-    if missing {
-        return Err("migrations pending");
+    match crate::db::migrations_applied(&mut conn).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("migrations pending"),
+        Err(_) => Err("migrations not applied"),
     }
-    Ok(())
 }
 
 /// `GET /readyz`: the database answers and every migration is applied.

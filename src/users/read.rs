@@ -1,7 +1,10 @@
 //! Reading users: SysGetUserInfo, lookup by identity, SysGetUserExport.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 use super::parse_profile_id;
 use crate::auth::Caller;
@@ -76,6 +79,45 @@ pub async fn user_by_identity(
         return Ok(None);
     };
     Ok(db::profiles::find(&mut conn, &caller.app_id, owner).await?)
+}
+
+/// A profile's key: `(app_id, profile_id)`. Children live in child apps, so keys may name
+/// several apps.
+pub type ProfileKey = (String, Uuid);
+
+/// The identities of many profiles (each list in its stable order), in one query.
+pub async fn identities_of(
+    pool: &mut DbPool<'_>,
+    keys: &[ProfileKey],
+) -> AppResult<HashMap<ProfileKey, Vec<Identity>>> {
+    let mut conn = get_conn(pool).await?;
+    let rows = db::identities::for_profiles(&mut conn, keys).await?;
+    let mut out: HashMap<ProfileKey, Vec<Identity>> = HashMap::new();
+    for row in rows {
+        out.entry((row.app_id.clone(), row.profile_id))
+            .or_default()
+            .push(row);
+    }
+    for ids in out.values_mut() {
+        db::identities::in_order(ids);
+    }
+    Ok(out)
+}
+
+/// The children of many profiles, in one query.
+pub async fn children_of(
+    pool: &mut DbPool<'_>,
+    keys: &[ProfileKey],
+) -> AppResult<HashMap<ProfileKey, Vec<Profile>>> {
+    let mut conn = get_conn(pool).await?;
+    let rows = db::profiles::children_of(&mut conn, keys).await?;
+    let mut out: HashMap<ProfileKey, Vec<Profile>> = HashMap::new();
+    for row in rows {
+        if let (Some(app), Some(parent)) = (row.parent_app_id.clone(), row.parent_profile_id) {
+            out.entry((app, parent)).or_default().push(row);
+        }
+    }
+    Ok(out)
 }
 
 /// Everything usersvc holds about a profile, without secrets.

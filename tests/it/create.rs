@@ -287,8 +287,7 @@ async fn invalid_input_gets_typed_errors_and_changes_nothing() {
 async fn app_password_policy_names_the_rule() {
     let t = TestApp::new().await;
     {
-        let mut conn = t.db.conn().await.unwrap();
-        usersvc::apps::set(&mut conn, "a", "password.min_digits", "2")
+        usersvc::apps::set(&mut t.db.pool(), "a", "password.min_digits", "2")
             .await
             .unwrap();
     }
@@ -317,10 +316,14 @@ async fn app_password_policy_names_the_rule() {
 async fn external_auth_types_follow_the_app_setting() {
     let t = TestApp::new().await;
     {
-        let mut conn = t.db.conn().await.unwrap();
-        usersvc::apps::set(&mut conn, "a", "external_auth_types", "corpdir, ldap")
-            .await
-            .unwrap();
+        usersvc::apps::set(
+            &mut t.db.pool(),
+            "a",
+            "external_auth_types",
+            "corpdir, ldap",
+        )
+        .await
+        .unwrap();
     }
     let q = "mutation($t: String!) { createUserExternalAuth(input: {externalId: \"x1\", externalAuthType: $t}) { user { profileId } } }";
     let (_, v) = t

@@ -18,7 +18,8 @@ use usersvc::db::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use usersvc::db::{Db, DbSettings};
 use usersvc::graphql::Limits;
 use usersvc::http::HttpSettings;
-use usersvc::server::{self, MailConfig, Running, ServerConfig};
+use usersvc::mail::MailConfig;
+use usersvc::server::{self, Running, ServerConfig};
 
 /// The HS256 secret every test server accepts (kid-less).
 pub const SECRET: &str = "test-secret-that-is-long-enough-for-hs256-0123456789";
@@ -258,8 +259,7 @@ impl TestApp {
             ("parent", None),
             ("child", Some("parent")),
         ] {
-            let mut conn = app.db.conn().await.expect("conn");
-            usersvc::apps::create(&mut conn, id, id, parent)
+            usersvc::apps::create(&mut app.db.pool(), id, id, parent)
                 .await
                 .expect("create app");
         }

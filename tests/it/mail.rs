@@ -453,8 +453,7 @@ async fn reset_errors_are_typed_and_change_nothing() {
 async fn reset_page_rejects_mismatch_and_weak_passwords_then_works_once() {
     let (t, sink) = app_with_smtp().await;
     {
-        let mut conn = t.db.conn().await.unwrap();
-        usersvc::apps::set(&mut conn, "a", "password.min_digits", "1")
+        usersvc::apps::set(&mut t.db.pool(), "a", "password.min_digits", "1")
             .await
             .unwrap();
     }

@@ -8,6 +8,7 @@ mod browser;
 mod create;
 mod delete;
 mod embedded;
+mod layers;
 mod limits;
 mod mail;
 mod ops;
