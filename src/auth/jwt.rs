@@ -548,7 +548,10 @@ impl Verifier {
     }
 
     fn verified(&self) -> std::sync::MutexGuard<'_, HashMap<String, Claims>> {
-        self.inner.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn verify_inner(&self, token: &str) -> Result<Claims, AuthError> {

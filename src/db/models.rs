@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::schema::{apps, audit_events, identities, profiles};
@@ -43,9 +44,10 @@ pub struct NewApp<'a> {
     pub parent_app_id: Option<&'a str>,
 }
 
-/// A user of an app.
-#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+/// A user of an app. Serialises (for the export document) with the names of the GraphQL `User`.
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, Serialize)]
 #[diesel(table_name = profiles, check_for_backend(diesel::pg::Pg))]
+#[serde(rename_all = "camelCase")]
 pub struct Profile {
     pub app_id: String,
     pub profile_id: Uuid,
@@ -57,6 +59,7 @@ pub struct Profile {
     pub picture_url: Option<String>,
     pub is_tester: bool,
     pub summary_friend_data: Option<serde_json::Value>,
+    #[serde(skip)]
     pub parent_app_id: Option<String>,
     pub parent_profile_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
@@ -82,15 +85,21 @@ pub struct NewProfile<'a> {
     pub parent_profile_id: Option<Uuid>,
 }
 
-/// How a profile logs in, without its secret.
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// How a profile logs in, without its secret. Serialises (for the export document) with the
+/// names of the GraphQL `Identity`.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = identities, check_for_backend(diesel::pg::Pg))]
+#[serde(rename_all = "camelCase")]
 pub struct Identity {
+    #[serde(skip)]
     pub app_id: String,
+    #[serde(skip)]
     pub profile_id: Uuid,
     /// `EMAIL`, `UNIVERSAL_ID` or `EXTERNAL`.
+    #[serde(rename = "type")]
     pub kind: String,
-    /// Empty unless `kind` is `EXTERNAL`.
+    /// Empty unless `kind` is `EXTERNAL` (serialised as null then).
+    #[serde(serialize_with = "empty_as_null")]
     pub external_auth_type: String,
     pub external_id: String,
     #[diesel(
@@ -113,18 +122,35 @@ pub struct NewIdentity<'a> {
     pub password_hash: Option<&'a str>,
 }
 
-/// One entry of the audit trail.
-#[derive(Debug, Clone, Queryable, Selectable)]
+/// One entry of the audit trail. Serialises (for the export document) with the names of the
+/// GraphQL `AuditEvent`.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = audit_events, check_for_backend(diesel::pg::Pg))]
 pub struct AuditEvent {
+    #[serde(skip)]
     pub app_id: String,
+    #[serde(rename = "id", serialize_with = "as_string")]
     pub event_id: i64,
+    #[serde(skip)]
     pub profile_id: Option<Uuid>,
     pub at: DateTime<Utc>,
     pub actor: String,
     pub operation: String,
     pub details: Option<serde_json::Value>,
+    #[serde(skip)]
     pub request_id: Option<String>,
+}
+
+fn empty_as_null<S: serde::Serializer>(s: &str, out: S) -> Result<S::Ok, S::Error> {
+    if s.is_empty() {
+        out.serialize_none()
+    } else {
+        out.serialize_str(s)
+    }
+}
+
+fn as_string<S: serde::Serializer>(n: &i64, out: S) -> Result<S::Ok, S::Error> {
+    out.collect_str(n)
 }
 
 /// An audit entry to insert; `at` is the transaction's time.

@@ -26,7 +26,6 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Value, Variables};
 
-
 /// Locks a cache. Every holder leaves the map valid (an insert or a lookup), so a panic while
 /// it was held must not turn every later request into a second panic.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::parse_profile_id;
@@ -150,56 +151,120 @@ pub async fn export(pool: &mut DbPool<'_>, caller: &Caller, profile_id: &str) ->
     })
 }
 
-/// A profile as export JSON (the same names as the GraphQL `User` type).
-pub fn profile_json(p: &Profile) -> Value {
-    json!({
-        "profileId": p.profile_id,
-        "appId": p.app_id,
-        "userName": p.user_name,
-        "contactEmail": p.contact_email,
-        "countryCode": p.country_code,
-        "languageCode": p.language_code,
-        "timeZoneOffset": p.time_zone_offset,
-        "pictureUrl": p.picture_url,
-        "isTester": p.is_tester,
-        "summaryFriendData": p.summary_friend_data,
-        "parentProfileId": p.parent_profile_id,
-        "createdAt": p.created_at,
-        "updatedAt": p.updated_at,
-        "lastLoginAt": p.last_login_at,
-    })
+/// A profile with its identities, as the export document shows it.
+#[derive(Serialize)]
+struct ProfileWithIdentities<'a> {
+    #[serde(flatten)]
+    profile: &'a Profile,
+    identities: &'a [Identity],
 }
 
-/// An identity as export JSON. There is no hash to leave out: the read model has none.
-pub fn identity_json(i: &Identity) -> Value {
-    json!({
-        "type": i.kind,
-        "externalId": i.external_id,
-        "externalAuthType": (!i.external_auth_type.is_empty()).then_some(&i.external_auth_type),
-        "hasPassword": i.has_password,
-        "createdAt": i.created_at,
-    })
+/// The export document: the names of the GraphQL `UserExport`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Document<'a> {
+    profile_id: Uuid,
+    app_id: &'a str,
+    exported_at: DateTime<Utc>,
+    profile: ProfileWithIdentities<'a>,
+    credentials: &'a [Identity],
+    children: &'a [Profile],
+    audit_events: &'a [AuditEvent],
 }
 
 impl Export {
     /// The whole export as one JSON document.
     pub fn document(&self) -> Value {
-        let mut profile = profile_json(&self.profile);
-        profile["identities"] = self.identities.iter().map(identity_json).collect();
-        json!({
-            "profileId": self.profile.profile_id,
-            "appId": self.profile.app_id,
-            "exportedAt": self.exported_at,
-            "profile": profile,
-            "credentials": self.identities.iter().map(identity_json).collect::<Vec<_>>(),
-            "children": self.children.iter().map(profile_json).collect::<Vec<_>>(),
-            "auditEvents": self.audit_events.iter().map(|e| json!({
-                "id": e.event_id.to_string(),
-                "at": e.at,
-                "actor": e.actor,
-                "operation": e.operation,
-                "details": e.details,
-            })).collect::<Vec<_>>(),
-        })
+        let document = Document {
+            profile_id: self.profile.profile_id,
+            app_id: &self.profile.app_id,
+            exported_at: self.exported_at,
+            profile: ProfileWithIdentities {
+                profile: &self.profile,
+                identities: &self.identities,
+            },
+            credentials: &self.identities,
+            children: &self.children,
+            audit_events: &self.audit_events,
+        };
+        serde_json::to_value(document).unwrap_or(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_export_document_uses_the_graphql_names_and_holds_no_secret() {
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let id = Uuid::nil();
+        let profile = Profile {
+            app_id: "a".into(),
+            profile_id: id,
+            user_name: Some("Ann".into()),
+            contact_email: Some("ann@example.com".into()),
+            country_code: None,
+            language_code: Some("en".into()),
+            time_zone_offset: Some(1.5),
+            picture_url: None,
+            is_tester: false,
+            summary_friend_data: Some(json!({"level": 3})),
+            parent_app_id: Some("p".into()),
+            parent_profile_id: None,
+            created_at: at,
+            updated_at: at,
+            last_login_at: None,
+        };
+        let identity = |kind: &str, ext: &str| Identity {
+            app_id: "a".into(),
+            profile_id: id,
+            kind: kind.into(),
+            external_auth_type: ext.into(),
+            external_id: "x".into(),
+            has_password: ext.is_empty(),
+            created_at: at,
+        };
+        let export = Export {
+            exported_at: at,
+            profile: profile.clone(),
+            identities: vec![identity("EMAIL", ""), identity("EXTERNAL", "corpdir")],
+            children: vec![],
+            audit_events: vec![AuditEvent {
+                app_id: "a".into(),
+                event_id: 7,
+                profile_id: Some(id),
+                at,
+                actor: "cli".into(),
+                operation: "deleteUser".into(),
+                details: None,
+                request_id: Some("r".into()),
+            }],
+        };
+        let t = "2023-11-14T22:13:20Z";
+        let identities = json!([
+            {"type": "EMAIL", "externalId": "x", "externalAuthType": null, "hasPassword": true, "createdAt": t},
+            {"type": "EXTERNAL", "externalId": "x", "externalAuthType": "corpdir", "hasPassword": false, "createdAt": t},
+        ]);
+        let profile = json!({
+            "appId": "a", "profileId": id, "userName": "Ann", "contactEmail": "ann@example.com",
+            "countryCode": null, "languageCode": "en", "timeZoneOffset": 1.5, "pictureUrl": null,
+            "isTester": false, "summaryFriendData": {"level": 3}, "parentProfileId": null,
+            "createdAt": t, "updatedAt": t, "lastLoginAt": null, "identities": identities,
+        });
+        assert_eq!(
+            export.document(),
+            json!({
+                "profileId": id,
+                "appId": "a",
+                "exportedAt": t,
+                "profile": profile,
+                "credentials": identities,
+                "children": [],
+                "auditEvents": [{"id": "7", "at": t, "actor": "cli", "operation": "deleteUser", "details": null}],
+            })
+        );
     }
 }
