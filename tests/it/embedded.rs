@@ -223,8 +223,7 @@ async fn too_long_socket_path_is_refused() {
 /// cluster to /var/lib/postgresql/usersvc-clusters/<hash>, linked from `root/cluster`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_root_falls_back_to_a_postgres_owned_folder() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         eprintln!("skipped: only applies when running as root");
         return;
     }
@@ -336,8 +335,8 @@ fn child_process_helper() {
     println!("POSTMASTER_PID={}", pg.pid().expect("pid"));
     std::io::stdout().flush().expect("flush");
     if std::env::var(CHILD_MODE).as_deref() == Ok("kill") {
-        // SAFETY: kill has no preconditions; this ends the process on the spot.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        // Ends the process on the spot.
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
     // Neither stop() nor Drop: only the death signal can end the server now.
     std::mem::forget(pg);

@@ -11,6 +11,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use hmac::{Hmac, Mac};
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::Pid;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use usersvc::auth::jwt::{JwtConfig, Verifier};
@@ -68,8 +71,8 @@ fn sweep_stale_clusters() {
         else {
             continue;
         };
-        // SAFETY: kill with signal 0 only checks whether the process exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        // No signal: only asks whether the process exists (EPERM: it does, under another user).
+        let alive = kill(Pid::from_raw(pid), None) != Err(Errno::ESRCH);
         if !alive {
             let _ = std::fs::remove_dir_all(e.path());
         }

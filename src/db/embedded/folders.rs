@@ -6,13 +6,16 @@ use std::ffi::CString;
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg, OFlag};
+use nix::sys::signal::Signal;
+use nix::unistd::{AccessFlags, access, geteuid};
 use sha2::{Digest, Sha256};
 use tracing::info;
 
@@ -102,17 +105,13 @@ fn postgres_user_can_reach(postgres: &Path, dir: &Path, ids: RunAs) -> io::Resul
     cmd.arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    prepare_child(&mut cmd, Some(ids), libc::SIGKILL);
-    // SAFETY: runs between fork and exec and only calls access(), which is async-signal-safe;
-    // the path was allocated before the fork.
+    prepare_child(&mut cmd, Some(ids), Signal::SIGKILL);
+    let check = move || -> io::Result<()> { Ok(access(dir.as_c_str(), AccessFlags::X_OK)?) };
+    // SAFETY: the closure runs between fork and exec and only calls access(), which is
+    // async-signal-safe; the path was allocated before the fork, and an io::Error made from an
+    // errno does not allocate.
     unsafe {
-        cmd.pre_exec(move || {
-            if libc::access(dir.as_ptr(), libc::X_OK) == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        });
+        cmd.pre_exec(check);
     }
     let status = cmd.status()?;
     if status.success() {
@@ -169,10 +168,10 @@ pub(super) fn ensure_private_dir(path: &Path, run_as: Option<RunAs>) -> Result<(
     };
     let dir = OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .custom_flags((OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW).bits())
         .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP | libc::ENOTDIR) => {
+        .map_err(|e| match e.raw_os_error().map(Errno::from_raw) {
+            Some(Errno::ELOOP | Errno::ENOTDIR) => {
                 unsafe_path("not a plain folder (a symlink or a file?)".into())
             }
             _ => EmbeddedError::Io {
@@ -183,13 +182,12 @@ pub(super) fn ensure_private_dir(path: &Path, run_as: Option<RunAs>) -> Result<(
     let meta = dir
         .metadata()
         .context(|| format!("inspecting {}", path.display()))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let owner = run_as.map_or(me, |ids| ids.uid);
+    let me = geteuid().as_raw();
+    let owner = run_as.map_or(me, |ids| ids.uid.as_raw());
     if meta.uid() != owner {
         match run_as {
             Some(ids) if meta.uid() == me => {
-                std::os::unix::fs::fchown(&dir, Some(ids.uid), Some(ids.gid))
+                std::os::unix::fs::fchown(&dir, Some(ids.uid.as_raw()), Some(ids.gid.as_raw()))
                     .context(|| format!("chowning {} to the postgres OS user", path.display()))?
             }
             _ => {
@@ -208,8 +206,8 @@ pub(super) fn ensure_private_dir(path: &Path, run_as: Option<RunAs>) -> Result<(
 }
 
 /// Serializes starts on one folder across threads and processes. Blocks; released on drop.
-pub(super) fn lock_exclusive(path: &Path) -> Result<File, EmbeddedError> {
-    let file = OpenOptions::new()
+pub(super) fn lock_exclusive(path: &Path) -> Result<Flock<File>, EmbeddedError> {
+    let mut file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
@@ -217,16 +215,15 @@ pub(super) fn lock_exclusive(path: &Path) -> Result<File, EmbeddedError> {
         .open(path)
         .context(|| format!("opening {}", path.display()))?;
     loop {
-        // SAFETY: flock on a descriptor we own; closing `file` releases the lock.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-            return Ok(file);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(EmbeddedError::Io {
-                context: format!("locking {}", path.display()),
-                source: err,
-            });
+        match Flock::lock(file, FlockArg::LockExclusive) {
+            Ok(locked) => return Ok(locked),
+            Err((unlocked, Errno::EINTR)) => file = unlocked,
+            Err((_, errno)) => {
+                return Err(EmbeddedError::Io {
+                    context: format!("locking {}", path.display()),
+                    source: errno.into(),
+                });
+            }
         }
     }
 }

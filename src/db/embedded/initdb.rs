@@ -4,6 +4,7 @@ use std::ffi::CStr;
 use std::path::Path;
 use std::process::Command;
 
+use nix::sys::signal::Signal;
 use tracing::info;
 
 use super::os_user::{RunAs, prepare_child};
@@ -31,7 +32,7 @@ pub(super) fn run_initdb(
     if ephemeral {
         cmd.arg("--no-sync");
     }
-    prepare_child(&mut cmd, run_as, libc::SIGTERM);
+    prepare_child(&mut cmd, run_as, Signal::SIGTERM);
     let command = describe(&cmd);
     info!(data = %data.display(), "initializing a PostgreSQL cluster");
     let out = cmd.output().context(|| format!("running {command}"))?;
@@ -48,6 +49,9 @@ pub(super) fn run_initdb(
 
 /// Whether the C library knows `name`. newlocale, unlike setlocale, leaves the process-wide
 /// locale alone, so it is safe with other threads running.
+///
+/// This stays a direct libc call: nix has no wrapper for newlocale(3), and asking the C library
+/// itself is the one check that sees what initdb will see (`locale -a` output differs by libc).
 fn locale_available(name: &CStr) -> bool {
     // SAFETY: `name` is NUL-terminated; a non-null result is ours and is freed right away.
     unsafe {

@@ -3,61 +3,43 @@
 //! child gets a death signal so that it never outlives the thread that forked it.
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+
+use nix::errno::Errno;
+use nix::sys::prctl::set_pdeathsig;
+use nix::sys::signal::Signal;
+use nix::unistd::{Gid, Uid, User, geteuid, getpid, getppid, getuid};
 
 use super::EmbeddedError;
 
 /// The OS user the server runs as when we are root.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct RunAs {
-    pub(super) uid: libc::uid_t,
-    pub(super) gid: libc::gid_t,
+    pub(super) uid: Uid,
+    pub(super) gid: Gid,
 }
 
 pub(super) fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    geteuid().is_root()
 }
 
+/// Looks up `postgres` with the reentrant getpwnam_r, since other threads may be looking up
+/// users too.
 pub(super) fn postgres_os_user() -> Result<RunAs, EmbeddedError> {
-    let mut buf: Vec<libc::c_char> = vec![0; 1024];
-    loop {
-        let mut pwd = MaybeUninit::<libc::passwd>::uninit();
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        // SAFETY: every pointer is valid for the call and `buf.len()` is its real size. The
-        // reentrant variant is used because other threads may be looking up users too.
-        let rc = unsafe {
-            libc::getpwnam_r(
-                c"postgres".as_ptr(),
-                pwd.as_mut_ptr(),
-                buf.as_mut_ptr(),
-                buf.len(),
-                &mut found,
-            )
-        };
-        match rc {
-            libc::ERANGE if buf.len() < 1 << 20 => buf.resize(buf.len() * 2, 0),
-            // "Not found" may come back as any of these, depending on the NSS module.
-            0 | libc::ENOENT | libc::ESRCH | libc::EBADF | libc::EPERM if found.is_null() => {
-                return Err(EmbeddedError::NoPostgresUser);
-            }
-            0 => {
-                // SAFETY: getpwnam_r returned 0 with a non-null result, so `pwd` is filled in.
-                let pwd = unsafe { pwd.assume_init() };
-                return Ok(RunAs {
-                    uid: pwd.pw_uid,
-                    gid: pwd.pw_gid,
-                });
-            }
-            rc => {
-                return Err(EmbeddedError::Io {
-                    context: "looking up the postgres OS user".into(),
-                    source: io::Error::from_raw_os_error(rc),
-                });
-            }
+    match User::from_name("postgres") {
+        Ok(Some(user)) => Ok(RunAs {
+            uid: user.uid,
+            gid: user.gid,
+        }),
+        // "Not found" may come back as any of these errors, depending on the NSS module.
+        Ok(None) | Err(Errno::ENOENT | Errno::ESRCH | Errno::EBADF | Errno::EPERM) => {
+            Err(EmbeddedError::NoPostgresUser)
         }
+        Err(errno) => Err(EmbeddedError::Io {
+            context: "looking up the postgres OS user".into(),
+            source: errno.into(),
+        }),
     }
 }
 
@@ -69,31 +51,30 @@ pub(super) fn postgres_os_user() -> Result<RunAs, EmbeddedError> {
 /// clears the death signal whenever the euid/egid change, so it must be set after. The closure
 /// checks the uid really changed, so a future std doing otherwise fails loudly instead of
 /// silently losing the death signal.
-pub(super) fn prepare_child(cmd: &mut Command, run_as: Option<RunAs>, death_signal: libc::c_int) {
+pub(super) fn prepare_child(cmd: &mut Command, run_as: Option<RunAs>, death_signal: Signal) {
     cmd.current_dir("/").stdin(Stdio::null());
     if let Some(ids) = run_as {
-        cmd.uid(ids.uid).gid(ids.gid);
+        cmd.uid(ids.uid.as_raw()).gid(ids.gid.as_raw());
     }
     let expected_uid = run_as.map(|ids| ids.uid);
-    // SAFETY: getpid has no preconditions.
-    let parent = unsafe { libc::getpid() };
-    // SAFETY: runs between fork and exec; it only makes async-signal-safe calls (getuid, prctl,
-    // getppid) and does not allocate (raw OS errors are stored inline).
+    let parent = getpid();
+    let tie_to_parent = move || -> io::Result<()> {
+        if let Some(uid) = expected_uid
+            && getuid() != uid
+        {
+            return Err(Errno::EPERM.into());
+        }
+        set_pdeathsig(death_signal)?;
+        // Our parent died before the death signal was set: it will never come.
+        if getppid() != parent {
+            return Err(Errno::ESRCH.into());
+        }
+        Ok(())
+    };
+    // SAFETY: the closure runs between fork and exec, where only async-signal-safe calls are
+    // allowed: getuid, prctl and getppid are, and it does not allocate (an io::Error made from
+    // an errno stores the number inline).
     unsafe {
-        cmd.pre_exec(move || {
-            if let Some(uid) = expected_uid
-                && libc::getuid() != uid
-            {
-                return Err(io::Error::from_raw_os_error(libc::EPERM));
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, death_signal as libc::c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // Our parent died before prctl took effect: the signal will never come.
-            if libc::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
+        cmd.pre_exec(tie_to_parent);
     }
 }

@@ -12,6 +12,9 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use nix::fcntl::OFlag;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use tracing::{debug, info, warn};
 
 use super::os_user::{RunAs, prepare_child};
@@ -88,7 +91,7 @@ pub(super) fn spawn_postmaster(
         .create(true)
         .append(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(OFlag::O_NOFOLLOW.bits())
         .open(log_path)
         .context(|| format!("opening {}", log_path.display()))?;
     let offset = log
@@ -135,7 +138,7 @@ pub(super) fn spawn_postmaster(
         cmd.arg("-c").arg(setting);
     }
     cmd.stdout(log).stderr(stderr);
-    prepare_child(&mut cmd, run_as, libc::SIGINT);
+    prepare_child(&mut cmd, run_as, Signal::SIGINT);
     let command = describe(&cmd);
     debug!(%command, "starting PostgreSQL");
 
@@ -222,15 +225,15 @@ fn keep(
 /// crash recovery at next start), then SIGKILL.
 fn shut_down(child: &mut Child) -> io::Result<ExitStatus> {
     let pid = child.id();
-    for (signal, name, grace) in [
-        (libc::SIGINT, "SIGINT", STOP_TIMEOUT),
-        (libc::SIGQUIT, "SIGQUIT", QUIT_TIMEOUT),
+    // A child's pid is a positive pid_t, so the cast keeps its value.
+    let target = Pid::from_raw(pid as i32);
+    for (signal, grace) in [
+        (Signal::SIGINT, STOP_TIMEOUT),
+        (Signal::SIGQUIT, QUIT_TIMEOUT),
     ] {
-        // SAFETY: kill has no memory preconditions. The child is not reaped yet (only this thread
-        // waits for it), so the pid is still its own.
-        if unsafe { libc::kill(pid as libc::pid_t, signal) } != 0 {
-            let err = io::Error::last_os_error();
-            warn!(pid, error = %err, "could not send {name} to PostgreSQL");
+        // The child is not reaped yet (only this thread waits for it), so the pid is still its own.
+        if let Err(errno) = kill(target, signal) {
+            warn!(pid, error = %errno, "could not send {signal} to PostgreSQL");
         }
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
@@ -241,7 +244,7 @@ fn shut_down(child: &mut Child) -> io::Result<ExitStatus> {
         }
         warn!(
             pid,
-            "PostgreSQL still running {}s after {name}",
+            "PostgreSQL still running {}s after {signal}",
             grace.as_secs()
         );
     }
