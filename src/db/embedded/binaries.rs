@@ -1,4 +1,5 @@
-//! Finding the PostgreSQL server programs on this machine: PATH first, then Debian's
+//! Finding the PostgreSQL server programs on this machine (`postgres`, `initdb`, and
+//! `pg_isready` to tell when the server is up): PATH first, then Debian's
 //! `/usr/lib/postgresql/<version>/bin`. Installing them is `db::ensure_postgres_binaries`'s job.
 
 use std::ffi::OsStr;
@@ -11,12 +12,17 @@ use super::{EmbeddedError, INSTALL_AS_ROOT, INSTALL_WITH_SUDO};
 
 const DEBIAN_PG_LIB: &str = "/usr/lib/postgresql";
 
-/// Finds the folder with initdb/postgres: first PATH (a `postgres` AND `initdb` both present
-/// there), then the highest version under /usr/lib/postgresql/*/bin.
+/// The programs the embedded cluster runs, all taken from one folder so that their versions
+/// match. `pg_isready` ships with the server packages (Debian's postgresql-NN pulls it in).
+const PROGRAMS: [&str; 3] = ["postgres", "initdb", "pg_isready"];
+
+/// Finds the folder with postgres, initdb and pg_isready: first PATH, then the highest version
+/// under /usr/lib/postgresql/*/bin.
 ///
-/// When the PATH entries are symlinks (as /usr/local/bin/postgres -> /usr/lib/postgresql/15/bin
-/// here) and the folder they point into has both programs, that folder is returned instead: it
-/// also holds psql, pg_dump and the rest, which a PATH folder of a few links may not.
+/// On PATH, a folder counts when `postgres` is there. When it is a symlink (as
+/// /usr/local/bin/postgres -> /usr/lib/postgresql/15/bin/postgres here), the folder it points
+/// into is preferred when it has every program: it also holds psql, pg_dump and the rest, which
+/// a PATH folder of a few links may not. Otherwise the PATH folder itself must have them all.
 pub fn find_bin_dir() -> Result<PathBuf, EmbeddedError> {
     find_bin_dir_in(
         std::env::var_os("PATH").as_deref(),
@@ -32,10 +38,9 @@ pub fn find_bin_dir() -> Result<PathBuf, EmbeddedError> {
 }
 
 fn find_bin_dir_in(path_var: Option<&OsStr>, debian_lib: &Path) -> Option<PathBuf> {
-    let has_server =
-        |dir: &Path| is_executable(&dir.join("postgres")) && is_executable(&dir.join("initdb"));
+    let has_server = |dir: &Path| PROGRAMS.iter().all(|name| is_executable(&dir.join(name)));
     for dir in path_var.into_iter().flat_map(std::env::split_paths) {
-        if !dir.is_absolute() || !has_server(&dir) {
+        if !dir.is_absolute() || !is_executable(&dir.join("postgres")) {
             continue;
         }
         if let Some(real) = fs::canonicalize(dir.join("postgres"))
@@ -45,7 +50,9 @@ fn find_bin_dir_in(path_var: Option<&OsStr>, debian_lib: &Path) -> Option<PathBu
         {
             return Some(real);
         }
-        return Some(dir);
+        if has_server(&dir) {
+            return Some(dir);
+        }
     }
     let mut best: Option<(Vec<u32>, PathBuf)> = None;
     for entry in fs::read_dir(debian_lib).ok()?.flatten() {
@@ -87,7 +94,7 @@ mod tests {
 
     fn fake_server(bin: &Path) {
         fs::create_dir_all(bin).expect("create bin");
-        for name in ["postgres", "initdb"] {
+        for name in PROGRAMS {
             fs::write(bin.join(name), "#!/bin/sh\n").expect("write program");
             fs::set_permissions(bin.join(name), Permissions::from_mode(0o755)).expect("chmod");
         }
@@ -108,7 +115,8 @@ mod tests {
         let path_var = std::env::join_paths([dir.join("empty"), on_path.clone()]).expect("join");
         assert_eq!(find_bin_dir_in(Some(&path_var), &lib), Some(on_path));
 
-        // A PATH folder of symlinks resolves to the folder they point into.
+        // A PATH folder of symlinks resolves to the folder they point into, even when it does
+        // not link every program.
         let links = dir.join("links");
         fs::create_dir_all(&links).expect("create links");
         for name in ["postgres", "initdb"] {
@@ -118,6 +126,15 @@ mod tests {
         assert_eq!(
             find_bin_dir_in(Some(links.as_os_str()), &lib),
             Some(lib.join("10/bin"))
+        );
+
+        // A folder without pg_isready is no candidate.
+        let partial = dir.join("partial");
+        fake_server(&partial);
+        fs::remove_file(partial.join("pg_isready")).expect("remove pg_isready");
+        assert_eq!(
+            find_bin_dir_in(Some(partial.as_os_str()), &lib),
+            Some(lib.join("15/bin"))
         );
 
         assert_eq!(find_bin_dir_in(None, &dir.join("missing")), None);

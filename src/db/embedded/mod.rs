@@ -2,8 +2,8 @@
 //!
 //! usersvc needs a database, but nobody should have to install, configure and start one by hand
 //! to run it on a laptop or in CI, and the integration tests need a throwaway one. This module
-//! finds `initdb` and `postgres`, creates a cluster in a folder of ours on first use, starts the
-//! postmaster on a Unix socket only, and shuts it down when we stop or die.
+//! finds `initdb`, `postgres` and `pg_isready`, creates a cluster in a folder of ours on first
+//! use, starts the postmaster on a Unix socket only, and shuts it down when we stop or die.
 //!
 //! Layout under [`EmbeddedOptions::root`] (all paths handed around are absolute):
 //! - `data/`: PGDATA, mode 0700.
@@ -77,9 +77,10 @@ pub struct EmbeddedOptions {
 /// path involved.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
-    /// No folder holds both `postgres` and `initdb`; the message says how to install them.
+    /// No folder holds `postgres`, `initdb` and `pg_isready`; the message says how to install
+    /// them.
     #[error(
-        "PostgreSQL server binaries (postgres and initdb) not found on PATH nor in /usr/lib/postgresql/<version>/bin; install them with: {install}"
+        "PostgreSQL server binaries (postgres, initdb and pg_isready) not found on PATH nor in /usr/lib/postgresql/<version>/bin; install them with: {install}"
     )]
     BinariesNotFound {
         /// The install command for this user (root or not).
@@ -111,7 +112,7 @@ pub enum EmbeddedError {
         #[source]
         source: io::Error,
     },
-    /// `initdb` exited unsuccessfully.
+    /// A PostgreSQL program (`initdb`, `pg_isready`) exited unsuccessfully.
     #[error("{command} failed ({status}):\n{output}")]
     CommandFailed {
         /// The command line.
@@ -246,6 +247,11 @@ impl EmbeddedPostgres {
             .await
             .map_err(|e| EmbeddedError::Internal(format!("stopping PostgreSQL: {e}")))?
     }
+
+    /// The socket file, `.s.PGSQL.5432` in the socket folder.
+    fn socket(&self) -> PathBuf {
+        self.socket_dir.join(format!(".s.PGSQL.{PORT}"))
+    }
 }
 
 fn start_blocking(opts: EmbeddedOptions) -> Result<EmbeddedPostgres, EmbeddedError> {
@@ -266,11 +272,6 @@ fn start_blocking(opts: EmbeddedOptions) -> Result<EmbeddedPostgres, EmbeddedErr
     };
     let data_dir = cluster_dir.join("data");
     let socket_dir = cluster_dir.join("run");
-    let socket = socket_dir.join(format!(".s.PGSQL.{PORT}"));
-    let len = socket.as_os_str().len();
-    if len > MAX_SOCKET_PATH {
-        return Err(EmbeddedError::SocketPathTooLong { path: socket, len });
-    }
     let mut pg = EmbeddedPostgres {
         log_path: root.join("postgres.log"),
         root,
@@ -280,12 +281,17 @@ fn start_blocking(opts: EmbeddedOptions) -> Result<EmbeddedPostgres, EmbeddedErr
         pid: None,
         keeper: None,
     };
+    let socket = pg.socket();
+    let len = socket.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(EmbeddedError::SocketPathTooLong { path: socket, len });
+    }
 
     // A pid file with a server answering on our socket: reuse it. A pid file and no answer:
     // stale, left by a server that was killed; postgres checks and replaces it by itself.
     let pid_file = pg.data_dir.join("postmaster.pid");
     if pid_file.exists() {
-        match wait_while_busy(&socket, READY_TIMEOUT) {
+        match wait_while_busy(&pg, READY_TIMEOUT)? {
             Probe::Ready => {
                 pg.pid = read_postmaster_pid(&pid_file);
                 info!(data = %pg.data_dir.display(), pid = ?pg.pid, "reusing the running PostgreSQL");
@@ -312,7 +318,7 @@ fn start_blocking(opts: EmbeddedOptions) -> Result<EmbeddedPostgres, EmbeddedErr
     }
     let (keeper, log_offset) = spawn_postmaster(&pg, run_as, opts.ephemeral)?;
     pg.pid = Some(keeper.pid);
-    pg.keeper = Some(wait_until_ready(keeper, &socket, &pg.log_path, log_offset)?);
+    pg.keeper = Some(wait_until_ready(keeper, &pg, log_offset)?);
     info!(socket = %pg.socket_dir.display(), pid = ?pg.pid, ephemeral = opts.ephemeral, "PostgreSQL started");
     Ok(pg)
 }
