@@ -35,7 +35,6 @@ mod os_user;
 mod postmaster;
 mod readiness;
 
-use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -43,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 use tracing::{debug, info};
 
 pub use binaries::find_bin_dir;
@@ -197,8 +197,8 @@ impl EmbeddedPostgres {
     pub fn url(&self, database: &str) -> String {
         format!(
             "postgresql://postgres@{}:{PORT}/{}",
-            percent_encode(self.socket_dir.as_os_str().as_bytes()),
-            percent_encode(database.as_bytes())
+            percent_encode(self.socket_dir.as_os_str().as_bytes(), URL_COMPONENT),
+            percent_encode(database.as_bytes(), URL_COMPONENT)
         )
     }
 
@@ -323,19 +323,13 @@ fn start_blocking(opts: EmbeddedOptions) -> Result<EmbeddedPostgres, EmbeddedErr
     Ok(pg)
 }
 
-/// Percent-encodes everything but RFC 3986's unreserved characters, so a path or a name goes
-/// into a URL as one component (`/` becomes `%2F`).
-fn percent_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 3);
-    for &byte in bytes {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
-}
+/// Everything but RFC 3986's unreserved characters is percent-encoded, so that a path or a name
+/// goes into a URL as one component (`/` becomes `%2F`).
+const URL_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// The command line, for messages.
 fn describe(cmd: &Command) -> String {
@@ -386,9 +380,24 @@ mod tests {
     }
 
     #[test]
-    fn percent_encoding() {
-        assert_eq!(percent_encode(b"/tmp/a b/run"), "%2Ftmp%2Fa%20b%2Frun");
-        assert_eq!(percent_encode(b"Db-1_x.y~"), "Db-1_x.y~");
+    fn url_encodes_the_socket_folder_and_the_database_as_one_component_each() {
+        let pg = EmbeddedPostgres {
+            root: PathBuf::from("/tmp/a b"),
+            data_dir: PathBuf::from("/tmp/a b/data"),
+            socket_dir: PathBuf::from("/tmp/a b/run"),
+            log_path: PathBuf::from("/tmp/a b/postgres.log"),
+            bin_dir: PathBuf::from("/usr/lib/postgresql/15/bin"),
+            pid: None,
+            keeper: None,
+        };
+        assert_eq!(
+            pg.url("Db-1_x.y~"),
+            "postgresql://postgres@%2Ftmp%2Fa%20b%2Frun:5432/Db-1_x.y~"
+        );
+        assert_eq!(
+            pg.url("ü/{}"),
+            "postgresql://postgres@%2Ftmp%2Fa%20b%2Frun:5432/%C3%BC%2F%7B%7D"
+        );
     }
 
     #[test]
