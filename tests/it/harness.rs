@@ -35,7 +35,7 @@ struct Cluster {
     base: String,
     template: String,
     prefix: String,
-    _pg: Option<EmbeddedPostgres>,
+    pg: Option<EmbeddedPostgres>,
 }
 
 impl Cluster {
@@ -101,7 +101,7 @@ async fn start_cluster() -> Cluster {
         base,
         template: template.clone(),
         prefix,
-        _pg: pg,
+        pg,
     };
     let mut admin = AsyncPgConnection::establish(&cluster.url("postgres"))
         .await
@@ -134,6 +134,12 @@ fn cluster() -> &'static Cluster {
         .join()
         .expect("cluster start-up")
     })
+}
+
+/// The server log of the harness's cluster; `None` with `TEST_DATABASE_URL`, whose server and
+/// log are not ours.
+pub fn cluster_log() -> Option<PathBuf> {
+    cluster().pg.as_ref().map(|pg| pg.log_path().to_path_buf())
 }
 
 /// Options for a test server.

@@ -121,6 +121,9 @@ pub(super) fn spawn_postmaster(
         "shared_buffers=128MB".into(),
         // Shows in process titles: "postgres: usersvc: checkpointer".
         "cluster_name=usersvc".into(),
+        // No DETAIL, HINT, QUERY or CONTEXT lines: a unique violation's DETAIL quotes the key,
+        // and an identity's key is an email address, which has no place in a server log.
+        "log_error_verbosity=terse".into(),
     ];
     if ephemeral {
         settings.extend(
