@@ -133,8 +133,7 @@ pub fn ensure_postgres_binaries() -> anyhow::Result<()> {
     if embedded::find_bin_dir().is_ok() {
         return Ok(());
     }
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     let may_install = root
         && std::env::var_os("USERSVC_NO_INSTALL").is_none_or(|v| v.is_empty() || v == "0")
         && std::path::Path::new("/usr/bin/apt-get").exists();

@@ -8,9 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use diesel::sql_types::Text;
+use diesel_async::RunQueryDsl;
+use serde_json::json;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::Host;
 use usersvc::db::embedded::{EmbeddedError, EmbeddedOptions, EmbeddedPostgres};
+
+use crate::client::CreateEmail;
+use crate::create::{email_input, make_user};
+use crate::harness::{ALL, TestApp, cluster_log, code};
 
 /// A short folder under /tmp (socket paths are limited to 107 bytes). `traversable` opens it to
 /// other users (0755) so that, when the tests run as root, the `postgres` user can reach it;
@@ -223,8 +230,7 @@ async fn too_long_socket_path_is_refused() {
 /// cluster to /var/lib/postgresql/usersvc-clusters/<hash>, linked from `root/cluster`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_root_falls_back_to_a_postgres_owned_folder() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         eprintln!("skipped: only applies when running as root");
         return;
     }
@@ -300,6 +306,89 @@ async fn startup_failure_reports_the_log_tail() {
     assert!(message.contains("postgres.log"), "{message}");
 }
 
+/// PostgreSQL reports a unique violation with a DETAIL line that quotes the key, which for an
+/// identity is an email address. The cluster logs tersely, so no address reaches its log:
+/// neither from a create of an existing user, nor from concurrent creates that race for one
+/// address and meet at the unique index, nor from any unique violation at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unique_violations_leave_no_email_address_in_the_server_log() {
+    let t = TestApp::new().await;
+    let Some(log) = cluster_log() else {
+        eprintln!("skipped: with TEST_DATABASE_URL the server log is not ours to read");
+        return;
+    };
+    let tok = t.token("a", ALL);
+    // Unique to this test in this run: the log is shared by every test of the process.
+    let taken = format!("taken-{}@example.com", t.db_name);
+    let raced = format!("raced-{}@example.com", t.db_name);
+    let probed = format!("probed-{}@example.com", t.db_name);
+
+    make_user(&t, "a", &taken).await;
+    let again = t
+        .run_err::<CreateEmail>(
+            &tok,
+            crate::client::create_email::Variables {
+                input: email_input(&taken, Some("password-123")),
+            },
+        )
+        .await;
+    assert_eq!(again, "USER_ALREADY_EXISTS");
+
+    // The server checks before it inserts, so only a race reaches the unique index.
+    let query = "mutation($e: String!) { createUserEmailPassword(input: {email: $e, password: \"long enough pw\"}) { user { profileId } } }";
+    let creates = (0..8).map(|_| t.gql(&tok, query, json!({ "e": raced })));
+    let codes: Vec<String> = futures_util::future::join_all(creates)
+        .await
+        .into_iter()
+        .map(|(_, body)| code(&body))
+        .collect();
+    assert_eq!(
+        codes.iter().filter(|c| c.is_empty()).count(),
+        1,
+        "{codes:?}"
+    );
+    assert!(
+        codes
+            .iter()
+            .all(|c| c.is_empty() || c == "USER_ALREADY_EXISTS"),
+        "{codes:?}"
+    );
+
+    // A unique violation for certain, whatever the race did, with the address as a parameter
+    // as the server sends it.
+    let mut conn = t.sql().await;
+    diesel::sql_query("CREATE TEMP TABLE log_probe (email text UNIQUE)")
+        .execute(&mut conn)
+        .await
+        .expect("create table");
+    for attempt in 0..2 {
+        let inserted = diesel::sql_query("INSERT INTO log_probe VALUES ($1)")
+            .bind::<Text, _>(&probed)
+            .execute(&mut conn)
+            .await;
+        assert_eq!(inserted.is_ok(), attempt == 0, "{inserted:?}");
+    }
+
+    // The server writes its log line before it answers, so everything is in the file now.
+    let text = std::fs::read_to_string(&log).expect("read the server log");
+    assert!(
+        text.contains("violates unique constraint \"log_probe_email_key\""),
+        "the violation was not logged at all"
+    );
+    for address in [&taken, &raced, &probed] {
+        let leaks: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(address.as_str()))
+            .collect();
+        assert!(
+            leaks.is_empty(),
+            "{address} in {}:\n{}",
+            log.display(),
+            leaks.join("\n")
+        );
+    }
+}
+
 /// Why [`EmbeddedPostgres::url`] puts the socket folder in the host part: tokio-postgres adds a
 /// `?host=` to the authority's hosts rather than replacing them, so the other form would try
 /// TCP localhost first.
@@ -336,8 +425,8 @@ fn child_process_helper() {
     println!("POSTMASTER_PID={}", pg.pid().expect("pid"));
     std::io::stdout().flush().expect("flush");
     if std::env::var(CHILD_MODE).as_deref() == Ok("kill") {
-        // SAFETY: kill has no preconditions; this ends the process on the spot.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        // Ends the process on the spot.
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
     }
     // Neither stop() nor Drop: only the death signal can end the server now.
     std::mem::forget(pg);

@@ -1,16 +1,24 @@
 //! The test harness: a real PostgreSQL (the embedded cluster, started the way `serve` starts
 //! it, or `TEST_DATABASE_URL`), one migrated template database per test process, one database
 //! per test cloned from it and dropped afterwards, and the real server on a free port.
+//!
+//! The process cleans up after itself: when it exits, whether its tests passed or failed, it
+//! stops its cluster and removes the folders its tests made in the temporary folder (see
+//! [`tear_down_at_exit`]). Folders of runs that were killed are swept by the next run.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use hmac::{Hmac, Mac};
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::unistd::{Pid, geteuid};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use usersvc::auth::jwt::{JwtConfig, Verifier};
@@ -33,7 +41,8 @@ struct Cluster {
     base: String,
     template: String,
     prefix: String,
-    _pg: Option<EmbeddedPostgres>,
+    /// The server log, when the cluster is ours.
+    log: Option<PathBuf>,
 }
 
 impl Cluster {
@@ -57,32 +66,119 @@ fn url_template(url: &str) -> String {
     format!("{host}/{{}}{query}")
 }
 
-fn sweep_stale_clusters() {
-    let Ok(entries) = std::fs::read_dir("/tmp") else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        let Some(pid) = name
-            .strip_prefix("usersvc-it-")
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
+/// The pid in the name of a folder a test process makes in the temporary folder: its cluster
+/// (`usersvc-it-PID`), the keys file of the auth tests (`usersvc-keys-PID`), and each test
+/// server's mail folder (`usersvc-mail-it_PID_N`, named after its database).
+fn scratch_folder_pid(name: &str) -> Option<i32> {
+    let pid = name
+        .strip_prefix("usersvc-it-")
+        .or_else(|| name.strip_prefix("usersvc-keys-"))
+        .or_else(|| {
+            let rest = name.strip_prefix("usersvc-mail-it_")?;
+            rest.split_once('_').map(|(pid, _)| pid)
+        })?;
+    pid.parse().ok().filter(|&pid| pid > 0)
+}
+
+/// Removes the scratch folders whose pid `doomed` picks, in /tmp (where the cluster goes: its
+/// socket path must be short) and in the temporary folder (where the rest goes). Only real
+/// folders owned by us: as root, one that another user named like ours is not ours to remove.
+fn remove_scratch_folders(doomed: impl Fn(i32) -> bool) {
+    let me = geteuid().as_raw();
+    let mut parents = vec![PathBuf::from("/tmp"), std::env::temp_dir()];
+    parents.dedup();
+    for parent in parents {
+        let Ok(entries) = std::fs::read_dir(&parent) else {
             continue;
         };
-        // SAFETY: kill with signal 0 only checks whether the process exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0;
-        if !alive {
-            let _ = std::fs::remove_dir_all(e.path());
+        for entry in entries.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(scratch_folder_pid) else {
+                continue;
+            };
+            // DirEntry::metadata does not follow a symlink.
+            let ours = entry
+                .metadata()
+                .is_ok_and(|meta| meta.is_dir() && meta.uid() == me);
+            if ours && doomed(pid) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
         }
+    }
+}
+
+/// Removes what runs that are gone left behind: those killed before their exit hook ran.
+fn sweep_stale_folders() {
+    remove_scratch_folders(|pid| {
+        // No signal: only asks whether the process exists (EPERM: it does, under another user).
+        kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH)
+    });
+}
+
+/// What the exit hook must stop and remove.
+struct Teardown {
+    pg: Option<EmbeddedPostgres>,
+    /// The cluster's folder when it is not under its root: as root, a root the postgres OS user
+    /// cannot reach puts it under /var/lib/postgresql (see `EmbeddedPostgres::start`).
+    elsewhere: Option<PathBuf>,
+}
+
+static TEARDOWN: Mutex<Teardown> = Mutex::new(Teardown {
+    pg: None,
+    elsewhere: None,
+});
+
+/// Runs when the test process exits through `exit()`: after the last test, whether all passed
+/// or some failed (libtest then calls `process::exit(101)`). It stops the cluster (so that
+/// nothing writes to the folders any more) and removes every scratch folder of this process.
+/// A process killed by a signal never gets here; the next run's sweep removes its folders, and
+/// its postmaster has stopped already through its death signal.
+extern "C" fn tear_down_at_exit() {
+    let tear_down = || {
+        let (pg, elsewhere) = {
+            let mut teardown = TEARDOWN.lock().unwrap_or_else(PoisonError::into_inner);
+            (teardown.pg.take(), teardown.elsewhere.take())
+        };
+        if let Some(pg) = pg {
+            let stopped = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(pg.stop()).map_err(|e| e.to_string()));
+            if let Err(e) = stopped {
+                eprintln!("usersvc tests: stopping the test cluster: {e}");
+            }
+        }
+        if let Some(dir) = elsewhere {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let me = std::process::id() as i32;
+        remove_scratch_folders(|pid| pid == me);
+    };
+    // A thread of its own: the exiting thread may have destroyed its thread-locals already
+    // (glibc runs their destructors before atexit handlers), and tokio needs them. A panic in
+    // it ends up in `join`'s result, so none unwinds into the C library.
+    if let Ok(thread) = std::thread::Builder::new().spawn(tear_down) {
+        let _ = thread.join();
+    }
+}
+
+fn register_exit_hook() {
+    // atexit(3) has no safe wrapper in nix or std.
+    // SAFETY: atexit only records the function; `tear_down_at_exit` never unwinds (see there).
+    let registered = unsafe { libc::atexit(tear_down_at_exit) } == 0;
+    if !registered {
+        eprintln!("usersvc tests: no exit hook; the next run will remove this run's folders");
     }
 }
 
 async fn start_cluster() -> Cluster {
     let prefix = format!("it_{}", std::process::id());
-    let (base, pg) = match std::env::var("TEST_DATABASE_URL") {
+    sweep_stale_folders();
+    // Before anything is made, so that even a failed start is cleaned up.
+    register_exit_hook();
+    let (base, log) = match std::env::var("TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => (url_template(&url), None),
         _ => {
-            sweep_stale_clusters();
             usersvc::db::ensure_postgres_binaries().expect("PostgreSQL binaries");
             let root = PathBuf::from(format!("/tmp/usersvc-it-{}", std::process::id()));
             let pg = EmbeddedPostgres::start(EmbeddedOptions {
@@ -91,7 +187,13 @@ async fn start_cluster() -> Cluster {
             })
             .await
             .expect("start the embedded PostgreSQL for tests");
-            (pg.url("{}").replace("%7B%7D", "{}"), Some(pg))
+            let base = pg.url("{}").replace("%7B%7D", "{}");
+            let log = pg.log_path().to_path_buf();
+            let cluster_dir = pg.data_dir().parent().map(Path::to_path_buf);
+            let mut teardown = TEARDOWN.lock().unwrap_or_else(PoisonError::into_inner);
+            teardown.elsewhere = cluster_dir.filter(|dir| !dir.starts_with(pg.root()));
+            teardown.pg = Some(pg);
+            (base, Some(log))
         }
     };
     let template = format!("{prefix}_tpl");
@@ -99,7 +201,7 @@ async fn start_cluster() -> Cluster {
         base,
         template: template.clone(),
         prefix,
-        _pg: pg,
+        log,
     };
     let mut admin = AsyncPgConnection::establish(&cluster.url("postgres"))
         .await
@@ -132,6 +234,12 @@ fn cluster() -> &'static Cluster {
         .join()
         .expect("cluster start-up")
     })
+}
+
+/// The server log of the harness's cluster; `None` with `TEST_DATABASE_URL`, whose server and
+/// log are not ours.
+pub fn cluster_log() -> Option<PathBuf> {
+    cluster().log.clone()
 }
 
 /// Options for a test server.
