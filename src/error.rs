@@ -208,21 +208,45 @@ impl fmt::Debug for AppError {
     }
 }
 
+/// Whether a database error means "the database went away or is busy; the same request may
+/// work a moment later": a lost or closed connection, a server shutting down or starting up,
+/// a cancelled statement (`statement_timeout`, `lock_timeout`), a serialisation failure.
+fn retryable(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    let Error::DatabaseError(kind, info) = e else {
+        return false;
+    };
+    if matches!(
+        kind,
+        DatabaseErrorKind::ClosedConnection
+            | DatabaseErrorKind::UnableToSendCommand
+            | DatabaseErrorKind::SerializationFailure
+    ) {
+        return true;
+    }
+    // PostgreSQL's own wording of SQLSTATE classes 08 (connection exception) and 57 (operator
+    // intervention), which diesel reports without a kind of their own.
+    const MESSAGES: [&str; 9] = [
+        "canceling statement due to",
+        "terminating connection",
+        "connection closed",
+        "server closed the connection",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "the database system is not yet accepting connections",
+        "deadlock detected",
+    ];
+    let message = info.message();
+    MESSAGES.iter().any(|m| message.starts_with(m))
+}
+
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
-        match e {
-            Error::DatabaseError(
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
-                _,
-            ) => AppError::Unavailable(Box::new(e)),
-            // statement_timeout and lock_timeout cancel the statement; the caller may retry.
-            Error::DatabaseError(_, ref info)
-                if info.message().starts_with("canceling statement due to") =>
-            {
-                AppError::Unavailable(Box::new(e))
-            }
-            e => AppError::Internal(Box::new(e)),
+        if retryable(&e) {
+            AppError::Unavailable(Box::new(e))
+        } else {
+            AppError::Internal(Box::new(e))
         }
     }
 }

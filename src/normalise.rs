@@ -7,6 +7,7 @@
 //! identifier: they make two different ids look alike and can smuggle line breaks into mail
 //! headers.
 
+use serde_json::Value;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::error::{AppError, AppResult};
@@ -153,6 +154,42 @@ pub fn is_email(e: &str) -> bool {
             && l.chars().all(|c| c.is_alphanumeric() || c == '-')
     };
     labels.iter().all(label_ok) && !labels[labels.len() - 1].chars().all(|c| c.is_ascii_digit())
+}
+
+/// Checks that a JSON value holds no NUL character in any string or key: PostgreSQL's `jsonb`
+/// cannot store one, so it is the caller's malformed argument, refused before any work.
+pub fn json_without_nul(value: &Value, field: &str) -> AppResult<()> {
+    fn has_nul(v: &Value, depth: usize) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            // serde_json refuses documents nested deeper than 128 levels on input.
+            Value::Array(items) => depth < 256 && items.iter().any(|i| has_nul(i, depth + 1)),
+            Value::Object(map) => {
+                depth < 256
+                    && map
+                        .iter()
+                        .any(|(k, v)| k.contains('\0') || has_nul(v, depth + 1))
+            }
+            _ => false,
+        }
+    }
+    if has_nul(value, 0) {
+        return Err(AppError::bad_input(format!(
+            "{field} must not contain the character U+0000"
+        )));
+    }
+    Ok(())
+}
+
+/// A picture URL: an absolute `http` or `https` URL with a host (no `javascript:`, `data:` or
+/// other schemes a client might follow).
+pub fn web_url(raw: &str, field: &str) -> AppResult<()> {
+    let refused = || AppError::bad_input(format!("{field} must be an http:// or https:// URL"));
+    let url = url::Url::parse(raw).map_err(|_| refused())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(refused());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

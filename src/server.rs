@@ -16,6 +16,7 @@ use crate::mail::transport::Transport;
 use crate::mail::{MailConfig, MailSettings};
 use crate::passwords::Hasher;
 use crate::telemetry;
+use crate::users::page::CursorKey;
 
 /// Everything a server needs.
 pub struct ServerConfig {
@@ -98,11 +99,22 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
         .map_err(|e| anyhow::anyhow!("USERSVC_SMTP_URL: {e}"))?,
     );
     let hasher = Hasher::new(cfg.hash_concurrency);
+    let cursor_key = {
+        let fresh = crate::passwords::random_bytes(32).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let mut conn = db.conn().await?;
+        let stored = crate::db::secrets::get_or_create(&mut conn, "cursor", &fresh).await?;
+        let bytes: [u8; 32] = stored
+            .get(..32)
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| anyhow::anyhow!("the stored cursor key is too short"))?;
+        CursorKey::new(bytes)
+    };
     let services = Services {
         db: db.clone(),
         hasher: hasher.clone(),
         limits: cfg.limits.clone(),
         mail: mail.clone(),
+        cursor_key,
     };
     let schemas = graphql::build_schemas(services, &cfg.limits);
     let sdl: Arc<str> = schemas.strict.sdl().into();

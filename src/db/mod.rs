@@ -14,6 +14,7 @@ pub mod pool;
 pub mod profiles;
 pub mod rendered;
 pub mod schema;
+pub mod secrets;
 pub mod templates;
 pub mod tokens;
 

@@ -115,6 +115,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    server_secrets (name) {
+        name -> Text,
+        secret -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(audit_events -> apps (app_id));
 diesel::joinable!(email_templates -> apps (app_id));
 diesel::joinable!(outbox -> apps (app_id));
@@ -128,4 +136,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     one_time_tokens,
     outbox,
     profiles,
+    server_secrets,
 );

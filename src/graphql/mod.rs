@@ -67,6 +67,8 @@ pub struct Services {
     pub hasher: Hasher,
     pub limits: Limits,
     pub mail: std::sync::Arc<crate::mail::MailSettings>,
+    /// The key the users connection signs its cursors with.
+    pub cursor_key: crate::users::page::CursorKey,
 }
 
 /// Builds the schema with its limits; it validates every request in full.

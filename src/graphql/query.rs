@@ -119,6 +119,7 @@ impl Query {
                 descending: order.direction == OrderDirection::Desc,
                 max_page: svc.limits.max_page_size,
                 default_page: svc.limits.default_page_size,
+                key: svc.cursor_key.clone(),
             },
         )
         .await?;

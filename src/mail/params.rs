@@ -56,6 +56,9 @@ pub struct StoredParams {
 }
 
 fn object(v: Option<Value>, field: &str) -> AppResult<Map<String, Value>> {
+    if let Some(v) = &v {
+        normalise::json_without_nul(v, &format!("serviceParams.{field}"))?;
+    }
     match v {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(m)) => Ok(m),

@@ -88,6 +88,7 @@ impl ProfileFields {
         let summary_friend_data = match self.summary_friend_data {
             Some(Value::Null) | None => None,
             Some(v) => {
+                crate::normalise::json_without_nul(&v, "summaryFriendData")?;
                 let size = serde_json::to_vec(&v)
                     .map(|b| b.len())
                     .unwrap_or(usize::MAX);
@@ -109,7 +110,13 @@ impl ProfileFields {
             country_code: code(self.country_code, "countryCode")?,
             language_code: code(self.language_code, "languageCode")?,
             time_zone_offset,
-            picture_url: text(self.picture_url, MAX_URL, "pictureUrl")?,
+            picture_url: match text(self.picture_url, MAX_URL, "pictureUrl")? {
+                Some(url) => {
+                    crate::normalise::web_url(&url, "pictureUrl")?;
+                    Some(url)
+                }
+                None => None,
+            },
             is_tester: self.is_tester.unwrap_or(false),
             summary_friend_data,
             parent_profile_id,

@@ -1,12 +1,12 @@
 //! SysGetPage / SysGetPageOffset as a Relay connection: keyset pages over one app's profiles,
 //! with opaque cursors.
 //!
-//! A cursor is base64url of: a version byte, 8 bytes of a fingerprint of (app, filter, order),
-//! the profile id, and the row's sort key. Decoding checks the version and the fingerprint, so
-//! a cursor used with another app, filter or order — or one not made here — is refused with
-//! `INVALID_CURSOR` instead of silently paging something else. The fingerprint is not a
-//! secret: a cursor forged for the caller's own app, filter and order only moves the
-//! caller's own position.
+//! A cursor is base64url of: a version byte, the profile id, the row's sort key, and a MAC
+//! (HMAC-SHA256, 16 bytes) over all of it and over what the cursor is bound to (app, filter,
+//! order), keyed with a secret the server keeps in its database ([`CursorKey`]). Decoding
+//! checks the MAC first, so a cursor used with another app, filter or order, altered in any
+//! byte, or not made by this server is refused with `INVALID_CURSOR` before anything in it is
+//! believed.
 //!
 //! `hasPreviousPage` / `hasNextPage` are exact in both directions. Whatever the page itself
 //! reveals costs nothing; the rest (is there anything before the `after` cursor?) is one
@@ -15,7 +15,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use uuid::Uuid;
 
 use super::parse_profile_id;
@@ -27,7 +28,27 @@ use crate::db::{DbPool, get_conn};
 use crate::error::{AppError, AppResult};
 use crate::normalise;
 
-const CURSOR_VERSION: u8 = 1;
+const CURSOR_VERSION: u8 = 2;
+/// Bytes of the MAC a cursor carries.
+const MAC_LEN: usize = 16;
+
+/// The key cursors are signed with: 32 random bytes, made once and kept in the database, so
+/// every instance of the server accepts every other's cursors.
+#[derive(Clone)]
+pub struct CursorKey([u8; 32]);
+
+impl CursorKey {
+    /// A key from its bytes.
+    pub fn new(bytes: [u8; 32]) -> Self {
+        CursorKey(bytes)
+    }
+}
+
+impl std::fmt::Debug for CursorKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CursorKey(…)")
+    }
+}
 
 /// Filters as a caller sent them.
 #[derive(Debug, Clone, Default)]
@@ -57,6 +78,8 @@ pub struct PageRequest {
     pub max_page: i32,
     /// Page size when neither `first` nor `last` is given.
     pub default_page: i32,
+    /// The key cursors are signed with.
+    pub key: CursorKey,
 }
 
 /// A flag that is either known from the page or needs one probe.
@@ -107,17 +130,19 @@ fn check_filter(f: FilterInput) -> AppResult<ProfileFilter> {
     })
 }
 
-/// A stable digest of what a cursor is bound to.
-fn fingerprint(
+/// The MAC state of a listing: keyed with the server's key, over what a cursor of this listing
+/// is bound to (each value length-prefixed, so no two bindings feed the same bytes).
+fn binding(
+    key: &CursorKey,
     app_id: &str,
     filter: &ProfileFilter,
     field: OrderField,
     descending: bool,
-) -> [u8; 8] {
-    let mut h = Sha256::new();
+) -> Hmac<Sha256> {
+    let mut h = <Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("HMAC takes any key length");
     let mut put = |label: &str, value: &str| {
         h.update(label.as_bytes());
-        h.update((value.len() as u64).to_be_bytes());
+        h.update(&(value.len() as u64).to_be_bytes());
         h.update(value.as_bytes());
     };
     put("app", app_id);
@@ -148,16 +173,12 @@ fn fingerprint(
         &opt(&filter.parent_profile_id.map(|p| p.to_string())),
     );
     put("order", &format!("{field:?}/{descending}"));
-    let digest = h.finalize();
-    let mut out = [0u8; 8];
-    out.copy_from_slice(&digest[..8]);
-    out
+    h
 }
 
-fn encode_cursor(fp: &[u8; 8], pos: &Position) -> String {
-    let mut bytes = Vec::with_capacity(34);
+fn encode_cursor(binding: &Hmac<Sha256>, pos: &Position) -> String {
+    let mut bytes = Vec::with_capacity(34 + MAC_LEN);
     bytes.push(CURSOR_VERSION);
-    bytes.extend_from_slice(fp);
     bytes.extend_from_slice(pos.profile_id.as_bytes());
     match &pos.key {
         SortKey::Time(t) => {
@@ -169,10 +190,17 @@ fn encode_cursor(fp: &[u8; 8], pos: &Position) -> String {
             bytes.extend_from_slice(s.as_bytes());
         }
     }
+    let mac = binding.clone().chain_update(&bytes).finalize().into_bytes();
+    bytes.extend_from_slice(&mac[..MAC_LEN]);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn decode_cursor(cursor: &str, fp: &[u8; 8], field: OrderField) -> AppResult<Position> {
+/// Earliest and latest sort times PostgreSQL can compare with (years 1 and 9999 are far
+/// inside its range; stored keys never leave it).
+const MIN_MICROS: i64 = -62_135_596_800_000_000;
+const MAX_MICROS: i64 = 253_402_300_799_999_999;
+
+fn decode_cursor(cursor: &str, binding: &Hmac<Sha256>, field: OrderField) -> AppResult<Position> {
     // The longest key is a user name of 4 × 128 bytes, lower-cased (which can grow it).
     if cursor.len() > 2048 {
         return Err(AppError::InvalidCursor);
@@ -180,22 +208,39 @@ fn decode_cursor(cursor: &str, fp: &[u8; 8], field: OrderField) -> AppResult<Pos
     let bytes = URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| AppError::InvalidCursor)?;
-    if bytes.len() < 26 || bytes[0] != CURSOR_VERSION || bytes[1..9] != fp[..] {
+    if bytes.len() < 18 + MAC_LEN {
         return Err(AppError::InvalidCursor);
     }
-    let profile_id = Uuid::from_slice(&bytes[9..25]).map_err(|_| AppError::InvalidCursor)?;
-    let key = match (bytes[25], field) {
-        (0, OrderField::CreatedAt | OrderField::LastLoginAt) if bytes.len() == 34 => {
+    let (bytes, mac) = bytes.split_at(bytes.len() - MAC_LEN);
+    binding
+        .clone()
+        .chain_update(bytes)
+        .verify_truncated_left(mac)
+        .map_err(|_| AppError::InvalidCursor)?;
+    if bytes[0] != CURSOR_VERSION {
+        return Err(AppError::InvalidCursor);
+    }
+    let profile_id = Uuid::from_slice(&bytes[1..17]).map_err(|_| AppError::InvalidCursor)?;
+    let key = match (bytes[17], field) {
+        (0, OrderField::CreatedAt | OrderField::LastLoginAt) if bytes.len() == 26 => {
             let micros = i64::from_be_bytes(
-                bytes[26..34]
+                bytes[18..26]
                     .try_into()
                     .map_err(|_| AppError::InvalidCursor)?,
             );
+            if !(MIN_MICROS..=MAX_MICROS).contains(&micros) {
+                return Err(AppError::InvalidCursor);
+            }
             SortKey::Time(DateTime::from_timestamp_micros(micros).ok_or(AppError::InvalidCursor)?)
         }
-        (1, OrderField::UserName) => SortKey::Text(
-            String::from_utf8(bytes[26..].to_vec()).map_err(|_| AppError::InvalidCursor)?,
-        ),
+        (1, OrderField::UserName) => {
+            let text =
+                String::from_utf8(bytes[18..].to_vec()).map_err(|_| AppError::InvalidCursor)?;
+            if text.contains('\0') {
+                return Err(AppError::InvalidCursor);
+            }
+            SortKey::Text(text)
+        }
         _ => return Err(AppError::InvalidCursor),
     };
     Ok(Position { key, profile_id })
@@ -217,7 +262,7 @@ pub async fn page(pool: &mut DbPool<'_>, caller: &Caller, req: PageRequest) -> A
         return Err(AppError::bad_input("give first or last, not both"));
     }
     let filter = check_filter(req.filter)?;
-    let fp = fingerprint(&caller.app_id, &filter, req.field, req.descending);
+    let fp = binding(&req.key, &caller.app_id, &filter, req.field, req.descending);
     let after = req
         .after
         .as_deref()
@@ -348,7 +393,13 @@ impl Page {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    fn key() -> CursorKey {
+        CursorKey::new([7; 32])
+    }
 
     fn pos_time() -> Position {
         Position {
@@ -358,35 +409,48 @@ mod tests {
     }
 
     #[test]
-    fn cursors_round_trip_and_bind_to_their_listing() {
+    fn cursors_round_trip_and_bind_to_their_listing_and_key() {
         let f = ProfileFilter::default();
-        let fp = fingerprint("a", &f, OrderField::CreatedAt, false);
+        let fp = binding(&key(), "a", &f, OrderField::CreatedAt, false);
         let p = pos_time();
         let c = encode_cursor(&fp, &p);
         assert_eq!(decode_cursor(&c, &fp, OrderField::CreatedAt).unwrap(), p);
 
-        let other_app = fingerprint("b", &f, OrderField::CreatedAt, false);
-        let other_order = fingerprint("a", &f, OrderField::CreatedAt, true);
+        let other_app = binding(&key(), "b", &f, OrderField::CreatedAt, false);
+        let other_order = binding(&key(), "a", &f, OrderField::CreatedAt, true);
         let filtered = ProfileFilter {
             is_tester: Some(true),
             ..ProfileFilter::default()
         };
-        let other_filter = fingerprint("a", &filtered, OrderField::CreatedAt, false);
-        for fp2 in [other_app, other_order, other_filter] {
+        let other_filter = binding(&key(), "a", &filtered, OrderField::CreatedAt, false);
+        let other_key = binding(
+            &CursorKey::new([8; 32]),
+            "a",
+            &f,
+            OrderField::CreatedAt,
+            false,
+        );
+        for fp2 in [other_app, other_order, other_filter, other_key] {
             assert!(decode_cursor(&c, &fp2, OrderField::CreatedAt).is_err());
         }
         let name = Position {
             key: SortKey::Text("zoë".into()),
             profile_id: Uuid::now_v7(),
         };
-        let fpn = fingerprint("a", &f, OrderField::UserName, false);
+        let fpn = binding(&key(), "a", &f, OrderField::UserName, false);
         let c = encode_cursor(&fpn, &name);
         assert_eq!(decode_cursor(&c, &fpn, OrderField::UserName).unwrap(), name);
     }
 
     #[test]
     fn garbage_cursors_are_refused() {
-        let fp = fingerprint("a", &ProfileFilter::default(), OrderField::CreatedAt, false);
+        let fp = binding(
+            &key(),
+            "a",
+            &ProfileFilter::default(),
+            OrderField::CreatedAt,
+            false,
+        );
         for bad in ["", "!!", "AAAA", "bm9wZQ", &"A".repeat(5000)] {
             assert!(
                 decode_cursor(bad, &fp, OrderField::CreatedAt).is_err(),
@@ -398,5 +462,56 @@ mod tests {
             .unwrap();
         good.truncate(30);
         assert!(decode_cursor(&URL_SAFE_NO_PAD.encode(&good), &fp, OrderField::CreatedAt).is_err());
+    }
+
+    fn any_position() -> impl Strategy<Value = (Position, OrderField)> {
+        let id = any::<u128>().prop_map(Uuid::from_u128);
+        prop_oneof![
+            (id.clone(), MIN_MICROS..=MAX_MICROS).prop_map(|(profile_id, micros)| (
+                Position {
+                    key: SortKey::Time(DateTime::from_timestamp_micros(micros).unwrap()),
+                    profile_id,
+                },
+                OrderField::CreatedAt
+            )),
+            (id, "[^\\x00]{0,128}").prop_map(|(profile_id, name)| (
+                Position {
+                    key: SortKey::Text(name),
+                    profile_id,
+                },
+                OrderField::UserName
+            )),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_position_round_trips((pos, field) in any_position()) {
+            let fp = binding(&key(), "app", &ProfileFilter::default(), field, false);
+            prop_assert_eq!(decode_cursor(&encode_cursor(&fp, &pos), &fp, field).unwrap(), pos);
+        }
+
+        #[test]
+        fn any_altered_byte_is_refused(
+            (pos, field) in any_position(),
+            at in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let fp = binding(&key(), "app", &ProfileFilter::default(), field, false);
+            let mut bytes = URL_SAFE_NO_PAD.decode(encode_cursor(&fp, &pos)).unwrap();
+            let i = at.index(bytes.len());
+            bytes[i] ^= flip;
+            let altered = URL_SAFE_NO_PAD.encode(&bytes);
+            prop_assert!(matches!(
+                decode_cursor(&altered, &fp, field),
+                Err(AppError::InvalidCursor)
+            ));
+        }
+
+        #[test]
+        fn any_string_is_refused_without_panic(junk in ".{0,200}") {
+            let fp = binding(&key(), "app", &ProfileFilter::default(), OrderField::UserName, false);
+            prop_assert!(decode_cursor(&junk, &fp, OrderField::UserName).is_err());
+        }
     }
 }

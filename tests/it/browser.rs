@@ -23,8 +23,7 @@ fn ensure_chromium() {
     if present() {
         return;
     }
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     assert!(
         root,
         "the browser tests need Chromium: sudo apt-get install -y chromium chromium-driver"
