@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::auth::jwt::JwtConfig;
+use crate::auth::JwtSettings;
 use crate::db::DbSettings;
 use crate::graphql::Limits;
 use crate::http::HttpSettings;
@@ -42,7 +42,7 @@ pub struct JwtArgs {
     /// An HS256 secret (at least 32 bytes) for tokens without `kid`.
     #[arg(long, env = "USERSVC_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
-    /// A JSON file of keys with `kid`, `alg` and secret or PEM public key (rotation).
+    /// A JWK Set file (RFC 7517): keys with `kid` and `alg`, for rotation.
     #[arg(long, env = "USERSVC_JWT_KEYS_FILE")]
     pub jwt_keys_file: Option<PathBuf>,
     /// Required `iss`.
@@ -62,15 +62,16 @@ impl JwtArgs {
         self.jwt_secret.is_some() || self.jwt_keys_file.is_some()
     }
 
-    /// The verifier configuration, with `secret` standing in for a missing
+    /// The verifier settings, with `secret` standing in for a missing
     /// `USERSVC_JWT_SECRET` (the development key).
-    pub fn jwt_config(&self, secret: Option<String>) -> JwtConfig {
-        JwtConfig {
+    pub fn jwt_config(&self, secret: Option<String>) -> JwtSettings {
+        JwtSettings {
             secret: self.jwt_secret.clone().or(secret),
             keys_file: self.jwt_keys_file.clone(),
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
             leeway_secs: self.jwt_leeway_seconds,
+            clock: crate::auth::system_clock(),
         }
     }
 }

@@ -13,7 +13,8 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use usersvc::auth::jwt::{JwtConfig, Verifier};
+use usersvc::auth::jwt::Verifier;
+use usersvc::auth::{Clock, JwtSettings, system_clock};
 use usersvc::db::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use usersvc::db::{Db, DbSettings};
 use usersvc::graphql::Limits;
@@ -138,7 +139,10 @@ fn cluster() -> &'static Cluster {
 pub struct Options {
     pub limits: Limits,
     pub http: HttpSettings,
+    /// A JWK Set file (besides the kid-less `SECRET`).
     pub keys_file: Option<PathBuf>,
+    /// The verifier's clock.
+    pub clock: Clock,
     pub leeway: u64,
     /// SMTP server URL; `None`: files.
     pub smtp_url: Option<String>,
@@ -157,6 +161,7 @@ impl Default for Options {
                 request_timeout: Duration::from_secs(15),
             },
             keys_file: None,
+            clock: system_clock(),
             leeway: 30,
             smtp_url: None,
             mail_worker: true,
@@ -207,13 +212,15 @@ impl TestApp {
             .await
             .expect("clone the template");
         let db_url = c.url(&db_name);
-        let verifier = Verifier::from_config(&JwtConfig {
+        let verifier = Verifier::new(JwtSettings {
             secret: Some(SECRET.to_owned()),
             keys_file: opts.keys_file.clone(),
             issuer: ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
             leeway_secs: opts.leeway,
+            clock: opts.clock.clone(),
         })
+        .await
         .expect("verifier");
         let db_settings = DbSettings {
             url: db_url.clone(),

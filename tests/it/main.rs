@@ -2,6 +2,7 @@
 
 mod client;
 mod harness;
+mod signing;
 
 mod auth;
 mod browser;
