@@ -403,7 +403,7 @@ async fn serve_on(args: &ServeArgs, url: &str) -> anyhow::Result<()> {
     println!("  GraphiQL:   {base}/graphql");
     println!("  Schema:     {base}/schema.graphql");
     if let Some(secret) = dev_secret {
-        let ttl = 24 * 3600;
+        let ttl = args.jwt.jwt_max_ttl.min(24 * 3600).unsigned_abs();
         let claims = Claims {
             sub: Some("developer".to_owned()),
             app_id: "dev".to_owned(),
@@ -412,7 +412,7 @@ async fn serve_on(args: &ServeArgs, url: &str) -> anyhow::Result<()> {
         let token = mint_hs256(&args.jwt.jwt_config(Some(secret)), &claims, ttl)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         println!(
-            "  Development token for app \"dev\" (all scopes, valid 24 h); paste into GraphiQL's Headers tab:"
+            "  Development token for app \"dev\" (all scopes, valid {ttl} s); paste into GraphiQL's Headers tab:"
         );
         println!("  {{\"Authorization\": \"Bearer {token}\"}}");
         println!("  More tokens: usersvc token --app dev --ttl 1h");

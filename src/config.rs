@@ -45,13 +45,16 @@ pub struct JwtArgs {
     /// A JWK Set file (RFC 7517): keys with `kid` and `alg`, for rotation.
     #[arg(long, env = "USERSVC_JWT_KEYS_FILE")]
     pub jwt_keys_file: Option<PathBuf>,
+    /// Longest token lifetime accepted: 90s, 15m, 1h, 7d.
+    #[arg(long, env = "USERSVC_JWT_MAX_TTL", default_value = "24h", value_parser = parse_duration_secs)]
+    pub jwt_max_ttl: i64,
     /// Required `iss`.
     #[arg(long, env = "USERSVC_JWT_ISSUER", default_value = "usersvc")]
     pub jwt_issuer: String,
     /// Required `aud`.
     #[arg(long, env = "USERSVC_JWT_AUDIENCE", default_value = "usersvc")]
     pub jwt_audience: String,
-    /// Clock leeway for `exp` and `nbf`, in seconds (at most 60).
+    /// Clock leeway for `exp`, `nbf` and `iat`, in seconds (at most 60).
     #[arg(long, env = "USERSVC_JWT_LEEWAY_SECONDS", default_value_t = 30)]
     pub jwt_leeway_seconds: u64,
 }
@@ -71,6 +74,7 @@ impl JwtArgs {
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
             leeway_secs: self.jwt_leeway_seconds,
+            max_ttl_secs: self.jwt_max_ttl.unsigned_abs(),
             clock: crate::auth::system_clock(),
         }
     }

@@ -3,8 +3,8 @@
 //! jsonwebtoken checks the signature with the key's one algorithm (`none` and algorithm
 //! confusion fail there), that `exp`, `iss` and `aud` are present, `iss` and `aud`. What it does
 //! not know is checked here: size, `crit`, `typ`, `kid` (a lookup key only; `jku`, `x5u`, `jwk`
-//! are never read); `exp` and `nbf` against the settings' clock (the crate reads the system
-//! clock, which tests cannot move); `app_id`, `scope` and `sub`.
+//! are never read); `exp`, `nbf`, `iat` and the lifetime against the settings' clock (the crate
+//! reads the system clock, which tests cannot move); `app_id`, `scope` and `sub`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,7 +32,7 @@ pub enum AuthError {
     /// Refused by jsonwebtoken: signature, algorithm, `exp`/`iss`/`aud` missing, issuer, audience.
     #[error("refused by the JWT library: {0}")]
     Rejected(String),
-    /// Expired, or not yet valid.
+    /// Expired, not yet valid, issued in the future, or living too long.
     #[error("token lifetime: {0}")]
     Lifetime(&'static str),
     /// `app_id`, `scope` or `sub` unusable.
@@ -61,6 +61,7 @@ pub struct Claims {
 struct Wire {
     exp: f64,
     nbf: Option<f64>,
+    iat: Option<f64>,
     app_id: String,
     scope: String,
     sub: Option<String>,
@@ -76,7 +77,7 @@ struct Inner {
     s: JwtSettings,
     /// Tokens (up to 2 KiB, 256 at most) that passed every check, with their `exp`: a caller
     /// sends one token with every request, and checking it again costs more than a small query.
-    /// A hit re-checks `exp` (`nbf` can only have become true); a full map starts over.
+    /// A hit re-checks `exp` (`nbf` and `iat` can only have become true); a full map starts over.
     remembered: Mutex<HashMap<String, (Claims, f64)>>,
 }
 
@@ -160,9 +161,12 @@ impl Verifier {
         let wire = data.map_err(refused)?.claims;
 
         let future = |t: Option<f64>| t.is_some_and(|t| t > now + leeway);
+        let too_long = wire.exp - wire.iat.unwrap_or(now) > self.0.s.max_ttl_secs as f64;
         if let Some(why) = first(&[
             (wire.exp < now - leeway, "expired"),
             (future(wire.nbf), "nbf in the future"),
+            (future(wire.iat), "iat in the future"),
+            (too_long, "longer than USERSVC_JWT_MAX_TTL"),
         ]) {
             return Err(AuthError::Lifetime(why));
         }
@@ -209,10 +213,10 @@ pub fn mint_hs256(s: &JwtSettings, claims: &Claims, ttl_secs: u64) -> Result<Str
     let spaced = |s: &String| s.is_empty() || s.contains(char::is_whitespace);
     let cloudcode = claims.scopes.iter().any(|s| s.starts_with("cloudcode:"));
     let bad_scopes = !cloudcode || claims.scopes.iter().any(spaced);
-    let bad_ttl = ttl_secs == 0;
+    let bad_ttl = ttl_secs == 0 || ttl_secs > s.max_ttl_secs;
     if let Some(why) = first(&[
         (secret.len() < 32, "minting needs a secret of 32+ bytes"),
-        (bad_ttl, "the ttl is 0"),
+        (bad_ttl, "the ttl is 0 or over the maximum TTL"),
         (bad_scopes, "scopes: a cloudcode: one, no spaces"),
     ]) {
         return Err(ConfigError(why.into()));
@@ -252,6 +256,7 @@ pub(super) mod tests {
             issuer: "https://issuer.test".into(),
             audience: "usersvc".into(),
             leeway_secs: 30,
+            max_ttl_secs: 3600,
             clock: Arc::new(move || read.load(Ordering::SeqCst)),
         };
         (s, now)
@@ -302,12 +307,42 @@ pub(super) mod tests {
         let expired = hs(&with(|c| _ = c.insert("exp".into(), json!(T0 - 31))));
         let in_leeway = hs(&with(|c| _ = c.insert("exp".into(), json!(T0 - 30))));
         let nbf = hs(&with(|c| _ = c.insert("nbf".into(), json!(T0 + 31))));
-        assert_eq!(v.verify(&expired).await, Err(Lifetime("expired")));
-        assert_eq!(v.verify(&nbf).await, Err(Lifetime("nbf in the future")));
+        let iat_soon = hs(&with(|c| _ = c.insert("iat".into(), json!(T0 + 30))));
+        let iat_ahead = with(|c| {
+            c.insert("iat".into(), json!(T0 + 365 * 86_400));
+            c.insert("exp".into(), json!(T0 + 365 * 86_400 + 600));
+        });
+        let forever = hs(&with(|c| {
+            _ = c.insert("exp".into(), json!(T0 + 1000 * 365 * 86_400))
+        }));
+        let iat_old = hs(&with(|c| _ = c.insert("iat".into(), json!(T0 - 3001))));
+        let no_iat_long = with(|c| {
+            c.remove("iat");
+            c.insert("exp".into(), json!(T0 + 3601));
+        });
+        let cases = [
+            (expired.clone(), Lifetime("expired")),
+            (nbf.clone(), Lifetime("nbf in the future")),
+            (hs(&iat_ahead), Lifetime("iat in the future")),
+            (forever, Lifetime("longer than USERSVC_JWT_MAX_TTL")),
+            (iat_old, Lifetime("longer than USERSVC_JWT_MAX_TTL")),
+            (
+                hs(&no_iat_long),
+                Lifetime("longer than USERSVC_JWT_MAX_TTL"),
+            ),
+        ];
+        for (token, expected) in cases {
+            assert_eq!(v.verify(&token).await, Err(expected));
+        }
         assert!(v.verify(&in_leeway).await.is_ok());
-        // The clock moves: nbf comes.
+        assert!(v.verify(&iat_soon).await.is_ok());
+        // The clock moves: nbf comes, and without iat the lifetime counts from now.
         now.store(T0 + 1, Ordering::SeqCst);
         assert!(v.verify(&nbf).await.is_ok());
+        assert!(v.verify(&hs(&no_iat_long)).await.is_ok());
+        now.store(T0 - 1000, Ordering::SeqCst);
+        let iat_now = hs(&good());
+        assert_eq!(v.verify(&iat_now).await, Err(Lifetime("iat in the future")));
     }
 
     #[tokio::test]
@@ -446,6 +481,10 @@ pub(super) mod tests {
         assert_eq!(payload["iat"], json!(T0 + 5));
         assert_eq!(payload["exp"], json!(T0 + 5 + 3600));
 
+        assert!(
+            mint_hs256(&s, &claims, 3601).is_err(),
+            "over the maximum lifetime"
+        );
         assert!(mint_hs256(&s, &claims, 0).is_err());
         let short = JwtSettings {
             secret: Some("short".into()),

@@ -33,8 +33,10 @@ pub struct JwtSettings {
     pub issuer: String,
     /// A value `aud` must hold.
     pub audience: String,
-    /// Clock leeway for `exp` and `nbf`, in seconds (at most 60).
+    /// Clock leeway for `exp`, `nbf` and `iat`, in seconds (at most 60).
     pub leeway_secs: u64,
+    /// Longest token lifetime accepted, in seconds.
+    pub max_ttl_secs: u64,
     /// Where "now" comes from.
     pub clock: Clock,
 }

@@ -220,6 +220,44 @@ async fn every_bad_token_gets_401_unauthenticated() {
         ),
         ("JWE shape", Some("Bearer a.b.c.d.e".into())),
         (
+            "lifetime over USERSVC_JWT_MAX_TTL (exp in 1,000 years)",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.insert("exp".into(), json!(now() + 1000 * 365 * 86_400));
+                    })
+                )
+            )),
+        ),
+        (
+            "lifetime over USERSVC_JWT_MAX_TTL (no iat, exp in 25 h)",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.remove("iat");
+                        c.insert("exp".into(), json!(now() + 25 * 3600));
+                    })
+                )
+            )),
+        ),
+        (
+            "iat a year ahead",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.insert("iat".into(), json!(now() + 365 * 86_400));
+                        c.insert("exp".into(), json!(now() + 365 * 86_400 + 3600));
+                    })
+                )
+            )),
+        ),
+        (
             "crit header",
             Some(format!(
                 "Bearer {}",

@@ -144,6 +144,8 @@ pub struct Options {
     /// The verifier's clock.
     pub clock: Clock,
     pub leeway: u64,
+    /// USERSVC_JWT_MAX_TTL, in seconds.
+    pub max_ttl_secs: u64,
     /// SMTP server URL; `None`: files.
     pub smtp_url: Option<String>,
     /// Whether the server runs its own outbox worker.
@@ -163,6 +165,7 @@ impl Default for Options {
             keys_file: None,
             clock: system_clock(),
             leeway: 30,
+            max_ttl_secs: 24 * 3600,
             smtp_url: None,
             mail_worker: true,
             mail_lease: Duration::from_secs(30),
@@ -218,6 +221,7 @@ impl TestApp {
             issuer: ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
             leeway_secs: opts.leeway,
+            max_ttl_secs: opts.max_ttl_secs,
             clock: opts.clock.clone(),
         })
         .await
