@@ -363,7 +363,7 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.db.database_url.is_some() && !args.jwt.has_key() {
         anyhow::bail!(
-            "no JWT key configured: set USERSVC_JWT_SECRET or USERSVC_JWT_KEYS_FILE (a development key is only made for the embedded database)"
+            "no JWT key configured: set USERSVC_JWT_SECRET, USERSVC_JWT_KEYS_FILE or USERSVC_JWT_JWKS_URL (a development key is only made for the embedded database)"
         );
     }
     let (url, pg) = crate::db::open(args.db.database_url.as_deref(), &args.db.data_dir).await?;

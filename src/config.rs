@@ -45,6 +45,9 @@ pub struct JwtArgs {
     /// A JWK Set file (RFC 7517): keys with `kid` and `alg`, for rotation.
     #[arg(long, env = "USERSVC_JWT_KEYS_FILE")]
     pub jwt_keys_file: Option<PathBuf>,
+    /// An identity provider's JWKS URL (https), cached per Cache-Control.
+    #[arg(long, env = "USERSVC_JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
     /// Longest token lifetime accepted: 90s, 15m, 1h, 7d.
     #[arg(long, env = "USERSVC_JWT_MAX_TTL", default_value = "24h", value_parser = parse_duration_secs)]
     pub jwt_max_ttl: i64,
@@ -62,7 +65,7 @@ pub struct JwtArgs {
 impl JwtArgs {
     /// Whether any key is configured.
     pub fn has_key(&self) -> bool {
-        self.jwt_secret.is_some() || self.jwt_keys_file.is_some()
+        self.jwt_secret.is_some() || self.jwt_keys_file.is_some() || self.jwt_jwks_url.is_some()
     }
 
     /// The verifier settings, with `secret` standing in for a missing
@@ -71,6 +74,7 @@ impl JwtArgs {
         JwtSettings {
             secret: self.jwt_secret.clone().or(secret),
             keys_file: self.jwt_keys_file.clone(),
+            jwks_url: self.jwt_jwks_url.clone(),
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
             leeway_secs: self.jwt_leeway_seconds,

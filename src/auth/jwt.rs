@@ -15,9 +15,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::JwtSettings;
+use super::jwks::Jwks;
 use super::keys::{self, Key, KeySet};
 
-const NO_KEY: &str = "no JWT key: set USERSVC_JWT_SECRET or USERSVC_JWT_KEYS_FILE";
+const NO_KEY: &str =
+    "no JWT key: set USERSVC_JWT_SECRET, USERSVC_JWT_KEYS_FILE or USERSVC_JWT_JWKS_URL";
 
 /// Why a token was refused: for the logs only, the client always gets the same 401. The
 /// `&'static str` names the rule (or the claim) at fault.
@@ -74,11 +76,14 @@ pub struct Verifier(Arc<Inner>);
 struct Inner {
     kidless: Option<Arc<Key>>,
     file: KeySet,
+    jwks: Option<Jwks>,
     s: JwtSettings,
-    /// Tokens (up to 2 KiB, 256 at most) that passed every check, with their `exp`: a caller
-    /// sends one token with every request, and checking it again costs more than a small query.
-    /// A hit re-checks `exp` (`nbf` and `iat` can only have become true); a full map starts over.
-    remembered: Mutex<HashMap<String, (Claims, f64)>>,
+    /// Tokens (up to 2 KiB, 256 at most) that passed every check, with their `exp` and the JWKS
+    /// generation they were checked under: a caller sends one token with every request, and
+    /// checking it again costs more than a small query. A hit re-checks `exp` (`nbf` and `iat`
+    /// can only have become true); none counts while the JWKS cache is stale; a full map starts
+    /// over.
+    remembered: Mutex<HashMap<String, (Claims, f64, u64)>>,
 }
 
 /// The reason of the first broken rule.
@@ -87,9 +92,10 @@ fn first(rules: &[(bool, &'static str)]) -> Option<&'static str> {
 }
 
 impl Verifier {
-    /// Loads and checks every configured key.
+    /// Loads and checks every configured key. With a JWKS URL, fetches it once; if that fails,
+    /// the start fails only when the URL is the only source of keys.
     pub async fn new(s: JwtSettings) -> Result<Self, ConfigError> {
-        let keyless = s.secret.is_none() && s.keys_file.is_none();
+        let keyless = s.secret.is_none() && s.keys_file.is_none() && s.jwks_url.is_none();
         let no_crypto = CryptoProvider::try_get_default().is_none();
         let unnamed = s.issuer.trim().is_empty() || s.audience.trim().is_empty();
         if let Some(why) = first(&[
@@ -102,14 +108,26 @@ impl Verifier {
         }
         let kidless = s.secret.as_deref().map(|k| keys::from_secret(k, &s));
         let file = s.keys_file.as_deref().map(|path| keys::load_file(path, &s));
+        let jwks = s.jwks_url.as_deref().map(|url| Jwks::new(url, &s));
         let kidless = kidless.transpose().map_err(ConfigError)?;
         let file = file.transpose().map_err(ConfigError)?.unwrap_or_default();
-        let (secret, file_keys) = (kidless.is_some(), file.len());
-        tracing::info!(secret, file_keys, "JWT keys loaded");
+        let jwks = jwks.transpose().map_err(ConfigError)?;
+        if let Some(jwks) = &jwks
+            && let Err(e) = jwks.fetch_now().await
+            && kidless.is_none()
+            && file.is_empty()
+        {
+            return Err(ConfigError(format!(
+                "the JWKS URL, the only key source: {e}"
+            )));
+        }
+        let (secret, file_keys, jwks_url) = (kidless.is_some(), file.len(), &s.jwks_url);
+        tracing::info!(secret, file_keys, ?jwks_url, "JWT keys loaded");
         let remembered = Mutex::default();
         let inner = Inner {
             kidless,
             file,
+            jwks,
             s,
             remembered,
         };
@@ -118,21 +136,27 @@ impl Verifier {
 
     /// Checks a token (without `Bearer `) and returns its claims.
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        let (now, leeway) = ((self.0.s.clock)() as f64, self.0.s.leeway_secs as f64);
+        let now = (self.0.s.clock)();
+        let (now_f, leeway) = (now as f64, self.0.s.leeway_secs as f64);
+        let generation = self.0.jwks.as_ref().map_or(Some(0), |j| j.generation(now));
         let map = &self.0.remembered;
         let remembered = || map.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((claims, exp)) = remembered().get(token)
-            && now <= exp + leeway
+        if let Some(generation) = generation
+            && let Some((claims, exp, seen)) = remembered().get(token)
+            && now_f <= exp + leeway
+            && *seen == generation
         {
             return Ok(claims.clone());
         }
-        let (claims, exp) = self.check(token, now, leeway).await?;
-        if token.len() <= 2048 {
+        let (claims, exp) = self.check(token, now_f, leeway).await?;
+        if let Some(generation) = generation
+            && token.len() <= 2048
+        {
             let mut map = remembered();
             if map.len() >= 256 {
                 map.clear();
             }
-            map.insert(token.to_owned(), (claims.clone(), exp));
+            map.insert(token.to_owned(), (claims.clone(), exp, generation));
         }
         Ok(claims)
     }
@@ -152,9 +176,11 @@ impl Verifier {
         ]) {
             return Err(AuthError::Malformed(why));
         }
-        let key = match kid {
-            None => self.0.kidless.clone(),
-            Some(kid) => self.0.file.get(kid).cloned(),
+        let key = match (kid, kid.and_then(|kid| self.0.file.get(kid)), &self.0.jwks) {
+            (None, _, _) => self.0.kidless.clone(),
+            (Some(_), Some(key), _) => Some(key.clone()),
+            (Some(kid), None, Some(jwks)) => jwks.key(kid).await,
+            (Some(_), None, None) => None,
         };
         let key = key.ok_or_else(|| AuthError::UnknownKey(kid.unwrap_or_default().into()))?;
         let data = jsonwebtoken::decode::<Wire>(token, &key.decoding, &key.validation);
@@ -253,6 +279,7 @@ pub(super) mod tests {
         let s = JwtSettings {
             secret: Some(SECRET.into()),
             keys_file: None,
+            jwks_url: None,
             issuer: "https://issuer.test".into(),
             audience: "usersvc".into(),
             leeway_secs: 30,
@@ -526,6 +553,14 @@ pub(super) mod tests {
             },
             JwtSettings {
                 secret: Some("31-bytes-long-secret-0123456789".into()),
+                ..s.clone()
+            },
+            JwtSettings {
+                jwks_url: Some("http://idp.example/jwks".into()),
+                ..s.clone()
+            },
+            JwtSettings {
+                jwks_url: Some("ftp://127.0.0.1/jwks".into()),
                 ..s.clone()
             },
         ];

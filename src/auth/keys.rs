@@ -1,6 +1,6 @@
 //! Verification keys, from configuration only: `USERSVC_JWT_SECRET` (HS256, for tokens without
-//! `kid`) or a JWK Set file (RFC 7517). Each key allows one algorithm, fixed when it is loaded;
-//! one whose `alg` does not fit its `kty` or curve is refused.
+//! `kid`), a JWK Set file (RFC 7517) or an identity provider's JWKS (`jwks`). Each key allows one
+//! algorithm, fixed when it is loaded; one whose `alg` does not fit its `kty` or curve is refused.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,8 +13,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::PublicKeyUse};
 
 use super::JwtSettings;
 
-/// Largest JWK Set file read.
-const MAX_SET_BYTES: usize = 1024 * 1024;
+/// Largest JWK Set read, from a file or a URL.
+pub(super) const MAX_SET_BYTES: usize = 1024 * 1024;
 
 /// A key, and the jsonwebtoken validation made for it: its one algorithm; `exp`, `iss` and
 /// `aud` required; the configured issuer and audience (`exp` and `nbf` are compared in `jwt`).
@@ -70,7 +70,7 @@ pub(super) fn load_file(path: &Path, s: &JwtSettings) -> Result<KeySet, String> 
         serde_json::from_slice(&text).map_err(|e| at(format!("not a JWK Set: {e}")))?;
     let mut keys = KeySet::new();
     for (i, jwk) in set.keys.iter().enumerate() {
-        let (kid, key) = from_jwk(jwk, s).map_err(|e| at(format!("keys[{i}]: {e}")))?;
+        let (kid, key) = from_jwk(jwk, false, s).map_err(|e| at(format!("keys[{i}]: {e}")))?;
         if keys.insert(kid.clone(), key).is_some() {
             return Err(at(format!("keys[{i}]: kid {kid:?} is used twice")));
         }
@@ -81,20 +81,32 @@ pub(super) fn load_file(path: &Path, s: &JwtSettings) -> Result<KeySet, String> 
     Ok(keys)
 }
 
-/// The key a JWK describes, with its `kid` and `alg`.
-fn from_jwk(jwk: &Jwk, s: &JwtSettings) -> Result<(String, Arc<Key>), String> {
+/// The key a JWK describes, with its `kid`. From a file `alg` is required. From an identity
+/// provider (`remote`), a key without `alg` gets the one algorithm its type allows here (RSA:
+/// RS256, EC P-256: ES256, OKP Ed25519: EdDSA), and shared secrets (`oct`) are refused.
+pub(super) fn from_jwk(
+    jwk: &Jwk,
+    remote: bool,
+    s: &JwtSettings,
+) -> Result<(String, Arc<Key>), String> {
     let kid = jwk.common.key_id.as_deref().filter(|kid| valid_kid(kid));
     let kid = kid.ok_or("kid missing or not 1 to 128 characters of [A-Za-z0-9._:-]")?;
     let fail = |why: &str| format!("kid {kid:?}: {why}");
     if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
         return Err(fail("an encryption key (use: enc)"));
     }
-    let alg = jwk.common.key_algorithm.ok_or_else(|| fail("no alg"))?;
+    let alg = match (jwk.common.key_algorithm, &jwk.algorithm) {
+        (Some(alg), _) => alg,
+        (None, P::RSA(_)) if remote => A::RS256,
+        (None, P::EllipticCurve(p)) if remote && p.curve == EllipticCurve::P256 => A::ES256,
+        (None, P::OctetKeyPair(p)) if remote && p.curve == EllipticCurve::Ed25519 => A::EdDSA,
+        (None, _) => return Err(fail("no alg")),
+    };
     let bytes = |b64: &str| URL_SAFE_NO_PAD.decode(b64).unwrap_or_default();
     let fits = match (&jwk.algorithm, alg) {
-        (P::OctetKey(k), A::HS256) => bytes(&k.value).len() >= 32,
-        (P::OctetKey(k), A::HS384) => bytes(&k.value).len() >= 48,
-        (P::OctetKey(k), A::HS512) => bytes(&k.value).len() >= 64,
+        (P::OctetKey(k), A::HS256) => !remote && bytes(&k.value).len() >= 32,
+        (P::OctetKey(k), A::HS384) => !remote && bytes(&k.value).len() >= 48,
+        (P::OctetKey(k), A::HS512) => !remote && bytes(&k.value).len() >= 64,
         (P::RSA(p), A::RS256) => bytes(&p.n).into_iter().skip_while(|&b| b == 0).count() >= 256,
         (P::EllipticCurve(p), A::ES256) => p.curve == EllipticCurve::P256,
         (P::OctetKeyPair(p), A::EdDSA) => {
@@ -104,7 +116,7 @@ fn from_jwk(jwk: &Jwk, s: &JwtSettings) -> Result<(String, Arc<Key>), String> {
     };
     if !fits {
         return Err(fail(&format!(
-            "alg {alg} does not fit this key; allowed: oct (k base64url, at least as \
+            "alg {alg} does not fit this key; allowed: oct (in a file, k base64url, at least as \
              long as the hash) with HS256/HS384/HS512, RSA (2048 bits or more) with RS256, \
              EC P-256 with ES256, OKP Ed25519 (32-byte x) with EdDSA"
         )));
@@ -288,5 +300,30 @@ mod tests {
         };
         let message = Verifier::new(s).await.err().unwrap().to_string();
         assert!(message.contains("not a JWK Set"), "{message}");
+    }
+
+    #[test]
+    fn keys_from_an_identity_provider_may_omit_alg_but_never_share_a_secret() {
+        let (s, _) = settings();
+        let [hs, rsa, ec, ed] = signers().map(|(kid, alg, key)| jwk(kid, alg, &key));
+        let no_alg = |mut jwk: Value| {
+            jwk.as_object_mut().unwrap().remove("alg");
+            serde_json::from_value::<Jwk>(jwk).unwrap()
+        };
+        for (jwk, alg) in [
+            (rsa, Algorithm::RS256),
+            (ec, Algorithm::ES256),
+            (ed, Algorithm::EdDSA),
+        ] {
+            let (_, key) = from_jwk(&no_alg(jwk.clone()), true, &s).unwrap();
+            assert_eq!(key.validation.algorithms, [alg]);
+            assert!(
+                from_jwk(&no_alg(jwk), false, &s).is_err(),
+                "a file must name alg"
+            );
+        }
+        let oct: Jwk = serde_json::from_value(hs).unwrap();
+        assert!(from_jwk(&oct, false, &s).is_ok());
+        assert!(from_jwk(&oct, true, &s).is_err());
     }
 }

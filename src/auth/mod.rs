@@ -1,7 +1,9 @@
 //! Who is calling: JWT verification ([`jwt`]), its keys (`keys`: the secret and the JWK Set
-//! file), the Cloud Code scopes ([`scopes`]) and the [`Caller`] that the service layer receives — the tenant comes from here and nowhere else.
+//! file; `jwks`: an identity provider's published keys), the Cloud Code scopes ([`scopes`]) and
+//! the [`Caller`] that the service layer receives — the tenant comes from here and nowhere else.
 //! This module uses no other module of the crate.
 
+mod jwks;
 pub mod jwt;
 mod keys;
 pub mod scopes;
@@ -29,6 +31,8 @@ pub struct JwtSettings {
     pub secret: Option<String>,
     /// A JWK Set file: keys with `kid` and `alg`.
     pub keys_file: Option<PathBuf>,
+    /// An identity provider's JWKS URL (https, or http to a loopback address).
+    pub jwks_url: Option<String>,
     /// Required `iss`.
     pub issuer: String,
     /// A value `aud` must hold.

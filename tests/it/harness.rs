@@ -141,6 +141,8 @@ pub struct Options {
     pub http: HttpSettings,
     /// A JWK Set file (besides the kid-less `SECRET`).
     pub keys_file: Option<PathBuf>,
+    /// An identity provider's JWKS URL.
+    pub jwks_url: Option<String>,
     /// The verifier's clock.
     pub clock: Clock,
     pub leeway: u64,
@@ -163,6 +165,7 @@ impl Default for Options {
                 request_timeout: Duration::from_secs(15),
             },
             keys_file: None,
+            jwks_url: None,
             clock: system_clock(),
             leeway: 30,
             max_ttl_secs: 24 * 3600,
@@ -218,6 +221,7 @@ impl TestApp {
         let verifier = Verifier::new(JwtSettings {
             secret: Some(SECRET.to_owned()),
             keys_file: opts.keys_file.clone(),
+            jwks_url: opts.jwks_url.clone(),
             issuer: ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
             leeway_secs: opts.leeway,

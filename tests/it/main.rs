@@ -9,6 +9,7 @@ mod browser;
 mod create;
 mod delete;
 mod embedded;
+mod jwks;
 mod layers;
 mod limits;
 mod mail;
