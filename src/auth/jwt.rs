@@ -491,6 +491,41 @@ pub(super) mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     #[tokio::test]
+    async fn mangled_tokens_are_refused_without_panicking() {
+        let (v, _) = verifier().await;
+        let good = hs(&good());
+        let alphabet = b"ABCxyz019-_.=+/ {}\"\x00\xff";
+        let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move |below: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % below as u64) as usize
+        };
+        for round in 0..3000 {
+            let mut bytes = good.clone().into_bytes();
+            match round % 3 {
+                0 => {
+                    let at = next(bytes.len());
+                    let new = alphabet[next(alphabet.len())];
+                    if bytes[at] == new {
+                        continue;
+                    }
+                    bytes[at] = new;
+                }
+                1 => bytes.truncate(next(bytes.len())),
+                _ => {
+                    bytes = (0..next(600))
+                        .map(|_| alphabet[next(alphabet.len())])
+                        .collect()
+                }
+            }
+            let token = String::from_utf8_lossy(&bytes);
+            assert!(v.verify(&token).await.is_err(), "accepted {token:?}");
+        }
+    }
+
+    #[tokio::test]
     async fn minted_tokens_verify_and_minting_refuses_what_would_be_refused() {
         let (s, now) = settings();
         let v = Verifier::new(s.clone()).await.unwrap();
