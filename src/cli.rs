@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::apps;
-use crate::auth::jwt::{MintRequest, Verifier, mint_hs256};
+use crate::auth::jwt::{Claims, Verifier, mint_hs256};
 use crate::auth::scopes;
 use crate::config::{DbArgs, JwtArgs, ServeArgs, load_or_create_dev_key, parse_duration_secs};
 use crate::db::embedded::EmbeddedPostgres;
@@ -345,16 +345,15 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
         args.scopes
     };
     let ttl = parse_duration_secs(&args.ttl).map_err(|e| anyhow::anyhow!(e))?;
+    let claims = Claims {
+        sub: Some(args.sub).filter(|s| !s.is_empty()),
+        app_id: args.app,
+        scopes,
+    };
     let token = mint_hs256(
-        secret.as_bytes(),
-        &MintRequest {
-            app_id: &args.app,
-            scopes: &scopes,
-            ttl_secs: ttl,
-            sub: &args.sub,
-            issuer: &args.jwt.jwt_issuer,
-            audience: &args.jwt.jwt_audience,
-        },
+        &args.jwt.jwt_config(Some(secret)),
+        &claims,
+        ttl.unsigned_abs(),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{token}");
@@ -364,7 +363,7 @@ fn token(args: TokenArgs) -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.db.database_url.is_some() && !args.jwt.has_key() {
         anyhow::bail!(
-            "no JWT key configured: set USERSVC_JWT_SECRET or USERSVC_JWT_KEYS_FILE (a development key is only made for the embedded database)"
+            "no JWT key configured: set USERSVC_JWT_SECRET, USERSVC_JWT_KEYS_FILE or USERSVC_JWT_JWKS_URL (a development key is only made for the embedded database)"
         );
     }
     let (url, pg) = crate::db::open(args.db.database_url.as_deref(), &args.db.data_dir).await?;
@@ -383,7 +382,8 @@ async fn serve_on(args: &ServeArgs, url: &str) -> anyhow::Result<()> {
     } else {
         Some(load_or_create_dev_key(&args.db.dev_key_path())?)
     };
-    let verifier = Verifier::from_config(&args.jwt.jwt_config(dev_secret.clone()))
+    let verifier = Verifier::new(args.jwt.jwt_config(dev_secret.clone()))
+        .await
         .map_err(|e| anyhow::anyhow!("JWT keys: {e}"))?;
     if dev_secret.is_some() {
         ensure_dev_app(url).await?;
@@ -403,20 +403,16 @@ async fn serve_on(args: &ServeArgs, url: &str) -> anyhow::Result<()> {
     println!("  GraphiQL:   {base}/graphql");
     println!("  Schema:     {base}/schema.graphql");
     if let Some(secret) = dev_secret {
-        let token = mint_hs256(
-            secret.as_bytes(),
-            &MintRequest {
-                app_id: "dev",
-                scopes: &[scopes::ALL.to_owned()],
-                ttl_secs: 24 * 3600,
-                sub: "developer",
-                issuer: &args.jwt.jwt_issuer,
-                audience: &args.jwt.jwt_audience,
-            },
-        )
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let ttl = args.jwt.jwt_max_ttl.min(24 * 3600).unsigned_abs();
+        let claims = Claims {
+            sub: Some("developer".to_owned()),
+            app_id: "dev".to_owned(),
+            scopes: vec![scopes::ALL.to_owned()],
+        };
+        let token = mint_hs256(&args.jwt.jwt_config(Some(secret)), &claims, ttl)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         println!(
-            "  Development token for app \"dev\" (all scopes, valid 24 h); paste into GraphiQL's Headers tab:"
+            "  Development token for app \"dev\" (all scopes, valid {ttl} s); paste into GraphiQL's Headers tab:"
         );
         println!("  {{\"Authorization\": \"Bearer {token}\"}}");
         println!("  More tokens: usersvc token --app dev --ttl 1h");

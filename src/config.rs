@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::auth::jwt::JwtConfig;
+use crate::auth::JwtSettings;
 use crate::db::DbSettings;
 use crate::graphql::Limits;
 use crate::http::HttpSettings;
@@ -42,16 +42,22 @@ pub struct JwtArgs {
     /// An HS256 secret (at least 32 bytes) for tokens without `kid`.
     #[arg(long, env = "USERSVC_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
-    /// A JSON file of keys with `kid`, `alg` and secret or PEM public key (rotation).
+    /// A JWK Set file (RFC 7517): keys with `kid` and `alg`, for rotation.
     #[arg(long, env = "USERSVC_JWT_KEYS_FILE")]
     pub jwt_keys_file: Option<PathBuf>,
+    /// An identity provider's JWKS URL (https), cached per Cache-Control.
+    #[arg(long, env = "USERSVC_JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
+    /// Longest token lifetime accepted: 90s, 15m, 1h, 7d.
+    #[arg(long, env = "USERSVC_JWT_MAX_TTL", default_value = "24h", value_parser = parse_duration_secs)]
+    pub jwt_max_ttl: i64,
     /// Required `iss`.
     #[arg(long, env = "USERSVC_JWT_ISSUER", default_value = "usersvc")]
     pub jwt_issuer: String,
     /// Required `aud`.
     #[arg(long, env = "USERSVC_JWT_AUDIENCE", default_value = "usersvc")]
     pub jwt_audience: String,
-    /// Clock leeway for `exp` and `nbf`, in seconds (at most 60).
+    /// Clock leeway for `exp`, `nbf` and `iat`, in seconds (at most 60).
     #[arg(long, env = "USERSVC_JWT_LEEWAY_SECONDS", default_value_t = 30)]
     pub jwt_leeway_seconds: u64,
 }
@@ -59,18 +65,21 @@ pub struct JwtArgs {
 impl JwtArgs {
     /// Whether any key is configured.
     pub fn has_key(&self) -> bool {
-        self.jwt_secret.is_some() || self.jwt_keys_file.is_some()
+        self.jwt_secret.is_some() || self.jwt_keys_file.is_some() || self.jwt_jwks_url.is_some()
     }
 
-    /// The verifier configuration, with `secret` standing in for a missing
+    /// The verifier settings, with `secret` standing in for a missing
     /// `USERSVC_JWT_SECRET` (the development key).
-    pub fn jwt_config(&self, secret: Option<String>) -> JwtConfig {
-        JwtConfig {
+    pub fn jwt_config(&self, secret: Option<String>) -> JwtSettings {
+        JwtSettings {
             secret: self.jwt_secret.clone().or(secret),
             keys_file: self.jwt_keys_file.clone(),
+            jwks_url: self.jwt_jwks_url.clone(),
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
             leeway_secs: self.jwt_leeway_seconds,
+            max_ttl_secs: self.jwt_max_ttl.unsigned_abs(),
+            clock: crate::auth::system_clock(),
         }
     }
 }

@@ -1,8 +1,49 @@
-//! Who is calling: JWT verification ([`jwt`]), the Cloud Code scopes ([`scopes`]) and the
-//! [`Caller`] that the service layer receives — the tenant comes from here and nowhere else.
+//! Who is calling: JWT verification ([`jwt`]), its keys (`keys`: the secret and the JWK Set
+//! file; `jwks`: an identity provider's published keys), the Cloud Code scopes ([`scopes`]) and
+//! the [`Caller`] that the service layer receives — the tenant comes from here and nowhere else.
+//! This module uses no other module of the crate.
 
+mod jwks;
 pub mod jwt;
+mod keys;
 pub mod scopes;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where "now" comes from, in seconds since the Unix epoch: [`system_clock`], or a test's own.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    })
+}
+
+/// Token verification settings, filled in from the configuration by the caller.
+#[derive(Clone)]
+pub struct JwtSettings {
+    /// An HS256 secret (at least 32 bytes) for tokens without `kid`; also what mints tokens.
+    pub secret: Option<String>,
+    /// A JWK Set file: keys with `kid` and `alg`.
+    pub keys_file: Option<PathBuf>,
+    /// An identity provider's JWKS URL (https, or http to a loopback address).
+    pub jwks_url: Option<String>,
+    /// Required `iss`.
+    pub issuer: String,
+    /// A value `aud` must hold.
+    pub audience: String,
+    /// Clock leeway for `exp`, `nbf` and `iat`, in seconds (at most 60).
+    pub leeway_secs: u64,
+    /// Longest token lifetime accepted, in seconds.
+    pub max_ttl_secs: u64,
+    /// Where "now" comes from.
+    pub clock: Clock,
+}
 
 /// An authenticated caller: the tenant it acts for, a name for the audit trail, its scopes.
 #[derive(Debug, Clone)]

@@ -53,7 +53,7 @@ fn bad_request(status: StatusCode, message: &str) -> Response {
 
 /// The caller named by the bearer token, or the 401 response.
 #[allow(clippy::result_large_err)]
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Response> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(unauthenticated("missing bearer token"));
     };
@@ -73,7 +73,7 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, Respons
             "expected an Authorization: Bearer <token> header",
         ));
     };
-    match state.verifier.verify(token) {
+    match state.verifier.verify(token).await {
         Ok(claims) => Ok(Caller::from_claims(claims)),
         Err(e) => {
             tracing::info!(reason = %e, "token refused");
@@ -184,7 +184,7 @@ pub async fn post_graphql(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let caller = match authenticate(&state, &headers) {
+    let caller = match authenticate(&state, &headers).await {
         Ok(c) => c,
         Err(resp) => return resp,
     };
@@ -259,7 +259,7 @@ pub async fn get_graphql(
     if query.is_empty() && wants_html(&headers) {
         return super::graphiql::page();
     }
-    let caller = match authenticate(&state, &headers) {
+    let caller = match authenticate(&state, &headers).await {
         Ok(c) => c,
         Err(resp) => return resp,
     };

@@ -1,15 +1,12 @@
 //! The JWT guard (every bad token → 401 UNAUTHENTICATED) and the scope matrix (a missing
 //! scope → FORBIDDEN for that field, 200 with a partial result).
 
-use std::io::Write;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::pkcs8::EncodePublicKey;
-use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
 
 use crate::harness::*;
+use crate::signing::{RSA_PEM, TestKey};
 
 const Q: &str = "{ users(first: 1) { edges { cursor } } }";
 
@@ -222,6 +219,51 @@ async fn every_bad_token_gets_401_unauthenticated() {
             )),
         ),
         ("JWE shape", Some("Bearer a.b.c.d.e".into())),
+        (
+            "lifetime over USERSVC_JWT_MAX_TTL (exp in 1,000 years)",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.insert("exp".into(), json!(now() + 1000 * 365 * 86_400));
+                    })
+                )
+            )),
+        ),
+        (
+            "lifetime over USERSVC_JWT_MAX_TTL (no iat, exp in 25 h)",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.remove("iat");
+                        c.insert("exp".into(), json!(now() + 25 * 3600));
+                    })
+                )
+            )),
+        ),
+        (
+            "iat a year ahead",
+            Some(format!(
+                "Bearer {}",
+                sign(
+                    &hs,
+                    &with(good.clone(), |c| {
+                        c.insert("iat".into(), json!(now() + 365 * 86_400));
+                        c.insert("exp".into(), json!(now() + 365 * 86_400 + 3600));
+                    })
+                )
+            )),
+        ),
+        (
+            "crit header",
+            Some(format!(
+                "Bearer {}",
+                sign(&json!({"alg":"HS256","crit":["exp"]}), &good)
+            )),
+        ),
     ];
     for (name, auth) in cases {
         let (status, body) = status_of(&t, auth).await;
@@ -246,65 +288,72 @@ async fn every_bad_token_gets_401_unauthenticated() {
 }
 
 #[tokio::test]
-async fn rotated_keys_from_the_keys_file_with_an_asymmetric_algorithm() {
-    let signing = SigningKey::from_bytes(&[7u8; 32]);
-    let pem = signing
-        .verifying_key()
-        .to_public_key_pem(Default::default())
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("usersvc-keys-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("keys.json");
-    let keys = json!({ "keys": [
-        { "kid": "ed-2026", "alg": "EdDSA", "public_key_pem": pem },
-        { "kid": "hs-old", "alg": "HS256", "secret": "an-older-secret-still-valid-for-rotation" },
-    ]});
-    std::fs::File::create(&path)
-        .unwrap()
-        .write_all(keys.to_string().as_bytes())
-        .unwrap();
+async fn keys_with_kid_come_from_a_jwk_set_file_of_every_key_type() {
+    let keys = [
+        TestKey::hs("hs-old", b"an-older-secret-still-valid-for-rotation"),
+        TestKey::rsa("rsa-2026"),
+        TestKey::ec("ec-2026", 0x11),
+        TestKey::ed("ed-2026", 7),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.json");
+    let set = json!({ "keys": keys.iter().map(TestKey::jwk).collect::<Vec<_>>() });
+    std::fs::write(&path, set.to_string()).unwrap();
     let t = TestApp::with(Options {
         keys_file: Some(path),
         ..Options::default()
     })
     .await;
 
-    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
-    let header = json!({ "alg": "EdDSA", "kid": "ed-2026", "typ": "JWT" });
-    let input = format!("{}.{}", b64(&header), b64(&claims("a", ALL)));
-    let sig = URL_SAFE_NO_PAD.encode(signing.sign(input.as_bytes()).to_bytes());
+    for key in &keys {
+        let token = key.token(&claims("a", ALL));
+        assert_eq!(
+            status_of(&t, Some(format!("Bearer {token}"))).await.0,
+            200,
+            "{}",
+            key.kid
+        );
+    }
+    // The kid-less secret still works next to the file.
     assert_eq!(
-        status_of(&t, Some(format!("Bearer {input}.{sig}"))).await.0,
+        status_of(&t, Some(format!("Bearer {}", t.token("a", ALL))))
+            .await
+            .0,
         200
     );
 
-    let old = sign_hs256(
-        &json!({"alg":"HS256","kid":"hs-old"}),
+    let b64 = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+    let rsa_n = keys[1].jwk()["n"].as_str().unwrap().to_owned();
+    let mut refused = vec![];
+    // Algorithm confusion: HS256 keyed with the RSA public key, under the RSA key's kid.
+    for public in [rsa_n.as_str(), RSA_PEM] {
+        refused.push(sign_hs256(
+            &json!({"alg":"HS256","kid":"rsa-2026"}),
+            &claims("a", ALL),
+            public.as_bytes(),
+        ));
+    }
+    // A token signed by one key under another key's kid.
+    refused.push(keys[3].token_with(json!({"kid": "ec-2026"}), &claims("a", ALL)));
+    // An attacker's own key, embedded in the header or named by URL, is never used.
+    let attacker = TestKey::ed("ed-2026", 9);
+    let own = attacker.jwk();
+    refused.push(attacker.token_with(json!({ "jwk": own }), &claims("a", ALL)));
+    refused.push(attacker.token_with(
+        json!({ "jku": "http://127.0.0.1:9/keys.json", "x5u": "http://127.0.0.1:9/c.pem" }),
         &claims("a", ALL),
-        b"an-older-secret-still-valid-for-rotation",
-    );
-    assert_eq!(status_of(&t, Some(format!("Bearer {old}"))).await.0, 200);
-
-    // Algorithm confusion: HS256 signed with the public key's PEM as the secret, under its kid.
-    let confused = sign_hs256(
-        &json!({"alg":"HS256","kid":"ed-2026"}),
-        &claims("a", ALL),
-        pem.as_bytes(),
-    );
-    assert_eq!(
-        status_of(&t, Some(format!("Bearer {confused}"))).await.0,
-        401
-    );
-    // An attacker's own key embedded in the header is ignored.
-    let attacker = SigningKey::from_bytes(&[9u8; 32]);
-    let header = json!({ "alg": "EdDSA", "kid": "ed-2026", "jwk": { "kty": "OKP", "crv": "Ed25519",
-        "x": URL_SAFE_NO_PAD.encode(attacker.verifying_key().to_bytes()) } });
-    let input = format!("{}.{}", b64(&header), b64(&claims("a", ALL)));
-    let sig = URL_SAFE_NO_PAD.encode(attacker.sign(input.as_bytes()).to_bytes());
-    assert_eq!(
-        status_of(&t, Some(format!("Bearer {input}.{sig}"))).await.0,
-        401
-    );
+    ));
+    // alg none under a configured kid.
+    refused.push(format!(
+        "{}.{}.",
+        b64(&json!({"alg":"none","kid":"ed-2026"})),
+        b64(&claims("a", ALL))
+    ));
+    for token in refused {
+        let (status, body) = status_of(&t, Some(format!("Bearer {token}"))).await;
+        assert_eq!(status, 401, "{token}: {body}");
+        assert_eq!(code(&body), "UNAUTHENTICATED");
+    }
 }
 
 /// A call of every root field, with arguments good enough to pass validation.

@@ -21,7 +21,8 @@ use nix::sys::signal::kill;
 use nix::unistd::{Pid, geteuid};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use usersvc::auth::jwt::{JwtConfig, Verifier};
+use usersvc::auth::jwt::Verifier;
+use usersvc::auth::{Clock, JwtSettings, system_clock};
 use usersvc::db::embedded::{EmbeddedOptions, EmbeddedPostgres};
 use usersvc::db::{Db, DbSettings};
 use usersvc::graphql::Limits;
@@ -246,8 +247,15 @@ pub fn cluster_log() -> Option<PathBuf> {
 pub struct Options {
     pub limits: Limits,
     pub http: HttpSettings,
+    /// A JWK Set file (besides the kid-less `SECRET`).
     pub keys_file: Option<PathBuf>,
+    /// An identity provider's JWKS URL.
+    pub jwks_url: Option<String>,
+    /// The verifier's clock.
+    pub clock: Clock,
     pub leeway: u64,
+    /// USERSVC_JWT_MAX_TTL, in seconds.
+    pub max_ttl_secs: u64,
     /// SMTP server URL; `None`: files.
     pub smtp_url: Option<String>,
     /// Whether the server runs its own outbox worker.
@@ -265,7 +273,10 @@ impl Default for Options {
                 request_timeout: Duration::from_secs(15),
             },
             keys_file: None,
+            jwks_url: None,
+            clock: system_clock(),
             leeway: 30,
+            max_ttl_secs: 24 * 3600,
             smtp_url: None,
             mail_worker: true,
             mail_lease: Duration::from_secs(30),
@@ -315,13 +326,17 @@ impl TestApp {
             .await
             .expect("clone the template");
         let db_url = c.url(&db_name);
-        let verifier = Verifier::from_config(&JwtConfig {
+        let verifier = Verifier::new(JwtSettings {
             secret: Some(SECRET.to_owned()),
             keys_file: opts.keys_file.clone(),
+            jwks_url: opts.jwks_url.clone(),
             issuer: ISSUER.to_owned(),
             audience: AUDIENCE.to_owned(),
             leeway_secs: opts.leeway,
+            max_ttl_secs: opts.max_ttl_secs,
+            clock: opts.clock.clone(),
         })
+        .await
         .expect("verifier");
         let db_settings = DbSettings {
             url: db_url.clone(),

@@ -2,6 +2,7 @@
 
 mod client;
 mod harness;
+mod signing;
 
 mod auth;
 mod browser;
@@ -9,6 +10,7 @@ mod create;
 mod delete;
 mod embedded;
 mod inputs;
+mod jwks;
 mod layers;
 mod limits;
 mod mail;
