@@ -13,6 +13,8 @@ use mailin::{Action, Handler, Response, SessionBuilder};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
+use crate::harness::eventually;
+
 /// A message as the server received it.
 #[derive(Debug, Clone)]
 pub struct Received {
@@ -173,19 +175,15 @@ impl SmtpSink {
 
     /// Waits until at least `n` messages arrived, or panics after `timeout`.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
+        eventually(timeout, || async move {
             let got = self.messages();
             if got.len() >= n {
-                return got;
+                Ok(got)
+            } else {
+                Err(format!("only {} of {n} mails arrived", got.len()))
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {} of {n} mails arrived",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        })
+        .await
     }
 }
 
