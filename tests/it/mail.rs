@@ -15,7 +15,6 @@ use crate::smtp_sink::SmtpSink;
 
 const RESET_EMAIL: &str = "mutation($in: SendPasswordResetInput!) { sendPasswordResetEmail(input: $in) { emailId recipient expiresAt } }";
 const RESET_UNIVERSAL: &str = "mutation($in: SendPasswordResetInput!) { sendPasswordResetUniversalId(input: $in) { emailId recipient expiresAt } }";
-const WAIT: Duration = Duration::from_secs(15);
 
 async fn app_with_smtp() -> (TestApp, SmtpSink) {
     let sink = SmtpSink::start();
@@ -90,6 +89,42 @@ async fn get_page(t: &TestApp, url: &str) -> (u16, String) {
             .contains("default-src 'none'")
     );
     (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// An outbox worker like the server's (same database, transport and settings), for tests that
+/// drive it tick by tick.
+fn worker(t: &TestApp) -> usersvc::mail::outbox::Worker {
+    let running = t.server();
+    usersvc::mail::outbox::Worker::new(
+        running.db.clone(),
+        running.transport.clone(),
+        running.mail.clone(),
+    )
+}
+
+/// Starts a worker loop like the server's; it runs while the returned sender lives.
+fn start_worker(t: &TestApp) -> tokio::sync::watch::Sender<bool> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    worker(t).spawn(stopped);
+    stop
+}
+
+/// Waits until the worker has handled every queued message (each one SENT, FAILED or DROPPED).
+async fn outbox_drained(t: &TestApp) {
+    eventually(WAIT, || async {
+        let queued: i64 = outbox::table
+            .filter(outbox::status.eq("QUEUED"))
+            .count()
+            .get_result(&mut t.sql().await)
+            .await
+            .unwrap();
+        if queued == 0 {
+            Ok(())
+        } else {
+            Err(format!("{queued} messages still queued"))
+        }
+    })
+    .await;
 }
 
 fn token_of(link: &str) -> String {
@@ -443,8 +478,14 @@ async fn reset_errors_are_typed_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(queued, 0);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(sink.messages().is_empty());
+    // Nothing was queued. To see that nothing went out either, a valid reset follows the
+    // refused ones through the same worker: once the outbox is drained, its mail is the only one.
+    let v = reset(&t, RESET_EMAIL, json!({ "profileId": email_user })).await;
+    assert_eq!(code(&v), "", "{v}");
+    outbox_drained(&t).await;
+    let mails = sink.messages();
+    assert_eq!(mails.len(), 1, "only the valid reset's mail");
+    assert_eq!(mails[0].to, ["ivy@example.com"]);
 }
 
 // --- Links ------------------------------------------------------------------------------
@@ -583,7 +624,7 @@ async fn expired_links_are_refused_by_the_database_clock() {
     )
     .await;
     assert_eq!(status, 410);
-    diesel::sql_query("UPDATE one_time_tokens SET expires_at = now() + interval '2 seconds'")
+    diesel::sql_query("UPDATE one_time_tokens SET expires_at = now() + interval '5 minutes'")
         .execute(&mut conn)
         .await
         .unwrap();
@@ -709,42 +750,64 @@ async fn resets_are_rate_limited_per_profile() {
 
 #[tokio::test]
 async fn mail_queued_during_an_smtp_outage_arrives_after_it() {
-    let sink = SmtpSink::start();
-    let port = sink.port();
-    let url = sink.url();
-    sink.stop();
+    // The SMTP port listens but nothing on it ever answers or accepts: a mutation that talked
+    // to SMTP would leave a connection waiting there (and hang on it).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    silent.set_nonblocking(true).unwrap();
+    let port = silent.local_addr().unwrap().port();
     let t = TestApp::with(Options {
-        smtp_url: Some(url),
+        smtp_url: Some(format!("smtp://127.0.0.1:{port}")),
+        mail_worker: false,
         ..Options::default()
     })
     .await;
     let id = make_user(&t, "a", "quinn@example.com").await;
-    let started = std::time::Instant::now();
     let v = reset(&t, RESET_EMAIL, json!({ "profileId": id })).await;
     assert_eq!(code(&v), "", "{v}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "the mutation does not wait for SMTP"
-    );
-    tokio::time::sleep(Duration::from_millis(800)).await;
     let mut conn = t.sql().await;
-    let (status, attempts, error): (String, i32, Option<String>) = outbox::table
-        .select((outbox::status, outbox::attempts, outbox::last_error))
+    let (status, attempts): (String, i32) = outbox::table
+        .select((outbox::status, outbox::attempts))
         .first(&mut conn)
         .await
         .unwrap();
+    assert_eq!((status.as_str(), attempts), ("QUEUED", 0), "durably queued");
+    assert_eq!(
+        silent.accept().map_err(|e| e.kind()).err(),
+        Some(std::io::ErrorKind::WouldBlock),
+        "the mutation does not wait for SMTP: it never even connected"
+    );
+
+    // The outage: the port refuses connections while a worker runs.
+    drop(silent);
+    let _worker = start_worker(&t);
+    let (status, attempts, error) = eventually(WAIT, || async {
+        let row: (String, i32, Option<String>) = outbox::table
+            .select((outbox::status, outbox::attempts, outbox::last_error))
+            .first(&mut t.sql().await)
+            .await
+            .unwrap();
+        if row.2.is_some() { Ok(row) } else { Err(row) }
+    })
+    .await;
     assert_eq!(status, "QUEUED");
     assert!(attempts >= 1);
     assert!(error.is_some());
     let sink = SmtpSink::start_on(port);
-    let mails = sink.wait_for(1, Duration::from_secs(20)).await;
+    let mails = sink.wait_for(1, WAIT).await;
     assert_eq!(mails[0].to, ["quinn@example.com"]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let status: String = outbox::table
-        .select(outbox::status)
-        .first(&mut conn)
-        .await
-        .unwrap();
+    let status = eventually(WAIT, || async {
+        let status: String = outbox::table
+            .select(outbox::status)
+            .first(&mut t.sql().await)
+            .await
+            .unwrap();
+        if status == "QUEUED" {
+            Err(status)
+        } else {
+            Ok(status)
+        }
+    })
+    .await;
     assert_eq!(status, "SENT");
 }
 
@@ -754,7 +817,6 @@ async fn a_worker_that_dies_mid_batch_loses_nothing() {
     let t = TestApp::with(Options {
         smtp_url: Some(sink.url()),
         mail_worker: false,
-        mail_lease: Duration::from_millis(500),
         ..Options::default()
     })
     .await;
@@ -762,26 +824,26 @@ async fn a_worker_that_dies_mid_batch_loses_nothing() {
         let id = make_user(&t, "a", &format!("r{i}@example.com")).await;
         reset(&t, RESET_EMAIL, json!({ "profileId": id })).await;
     }
-    // A worker claims the whole batch and dies before sending anything.
+    // A worker claims the whole batch and dies before sending anything. Its lease is long, so
+    // no machine is slow enough for it to run out before the next look.
     {
         let mut conn = t.db.conn().await.unwrap();
-        let claimed = usersvc::db::outbox::claim(&mut conn, 16, Duration::from_millis(500))
+        let claimed = usersvc::db::outbox::claim(&mut conn, 16, Duration::from_secs(3600))
             .await
             .unwrap();
         assert_eq!(claimed.len(), 5);
     }
-    let running = t.server();
-    let worker = usersvc::mail::outbox::Worker::new(
-        t.db.clone(),
-        running.transport.clone(),
-        running.mail.clone(),
-    );
+    let worker = worker(&t);
     assert_eq!(
         worker.tick().await.unwrap(),
         0,
         "leased messages are not taken twice"
     );
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // The lease runs out (by the database clock, as it would after an hour).
+    diesel::sql_query("UPDATE outbox SET next_attempt_at = now()")
+        .execute(&mut t.sql().await)
+        .await
+        .unwrap();
     assert_eq!(
         worker.tick().await.unwrap(),
         5,
@@ -789,8 +851,20 @@ async fn a_worker_that_dies_mid_batch_loses_nothing() {
     );
     let mails = sink.wait_for(5, WAIT).await;
     assert_eq!(mails.len(), 5);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(sink.messages().len(), 5, "each exactly once");
+    // The worker recorded every delivery and has nothing left to send: no sixth mail can come.
+    let statuses: Vec<String> = outbox::table
+        .select(outbox::status)
+        .load(&mut t.sql().await)
+        .await
+        .unwrap();
+    assert_eq!(statuses, ["SENT"; 5]);
+    assert_eq!(worker.tick().await.unwrap(), 0);
+    let mails = sink.messages();
+    assert_eq!(mails.len(), 5, "each exactly once");
+    let mut to: Vec<String> = mails.iter().flat_map(|m| m.to.clone()).collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 5, "each exactly once: {to:?}");
 }
 
 #[tokio::test]
@@ -805,18 +879,19 @@ async fn permanent_refusals_are_given_up_with_a_reason() {
     let id = make_user(&t, "a", "sam@example.com").await;
     reset(&t, RESET_EMAIL, json!({ "profileId": id })).await;
     let mut conn = t.sql().await;
-    let mut status = String::new();
-    for _ in 0..50 {
-        status = outbox::table
+    let status = eventually(WAIT, || async {
+        let status: String = outbox::table
             .select(outbox::status)
-            .first(&mut conn)
+            .first(&mut t.sql().await)
             .await
             .unwrap();
-        if status != "QUEUED" {
-            break;
+        if status == "QUEUED" {
+            Err(status)
+        } else {
+            Ok(status)
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     assert_eq!(status, "FAILED");
     let error: Option<String> = outbox::table
         .select(outbox::last_error)
@@ -843,14 +918,9 @@ async fn mail_for_a_profile_deleted_before_sending_is_dropped() {
         json!({ "id": id }),
     )
     .await;
-    let running = t.server();
-    let worker = usersvc::mail::outbox::Worker::new(
-        t.db.clone(),
-        running.transport.clone(),
-        running.mail.clone(),
-    );
+    let worker = worker(&t);
+    // A tick returns once it has handled its batch: whatever it sent has been received.
     worker.tick().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(sink.messages().is_empty());
     let mut conn = t.sql().await;
     let status: String = outbox::table
@@ -859,6 +929,13 @@ async fn mail_for_a_profile_deleted_before_sending_is_dropped() {
         .await
         .unwrap();
     assert_eq!(status, "DROPPED");
+    // The same worker still delivers a mail for a profile that exists, and only that one.
+    let other = make_user(&t, "a", "tod@example.com").await;
+    reset(&t, RESET_EMAIL, json!({ "profileId": other })).await;
+    assert_eq!(worker.tick().await.unwrap(), 1);
+    let mails = sink.wait_for(1, WAIT).await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, ["tod@example.com"]);
 }
 
 #[tokio::test]

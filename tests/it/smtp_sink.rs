@@ -1,6 +1,6 @@
 //! A real SMTP server inside the test process: mailin's SMTP state machine (the parser and
-//! protocol of mailin-embedded) behind a tokio listener whose life the tests control — stop it
-//! to make the port refuse connections, start it again on the same port, or make it refuse
+//! protocol of mailin-embedded) behind a tokio listener whose life the tests control — start
+//! it on a port that refused connections until then (the end of an outage), or make it refuse
 //! mail with 550.
 
 use std::net::IpAddr;
@@ -148,19 +148,9 @@ impl SmtpSink {
         SmtpSink { port, shared, task }
     }
 
-    /// The port it listens on.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// `smtp://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    /// Stops listening: connections to the port are refused afterwards.
-    pub fn stop(self) {
-        self.task.abort();
     }
 
     /// Refuse (550) or accept recipients from now on.
