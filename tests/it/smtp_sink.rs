@@ -229,12 +229,77 @@ impl Received {
         }
     }
 
+    /// The message as a person reads it: `\n` line ends, headers unfolded, and each part's
+    /// body decoded from its transfer encoding (which its headers still name).
+    pub fn readable(&self) -> String {
+        let raw = self.raw.replace("\r\n", "\n");
+        let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
+        let head = head.replace("\n ", " ").replace("\n\t", " ");
+        let boundary = head.split("boundary=").nth(1).map(|b| {
+            b.split(';')
+                .next()
+                .unwrap_or(b)
+                .trim()
+                .trim_matches('"')
+                .to_owned()
+        });
+        let mut out = format!("{head}\n\n");
+        match boundary {
+            None => out.push_str(&decode_body(&head, body)),
+            Some(b) => {
+                let delimiter = format!("--{b}");
+                for (i, part) in body.split(&delimiter).enumerate() {
+                    if i == 0 {
+                        out.push_str(part); // the preamble
+                        continue;
+                    }
+                    out.push_str(&delimiter);
+                    match part.strip_prefix('\n') {
+                        Some(part) => {
+                            let (h, b) = part.split_once("\n\n").unwrap_or((part, ""));
+                            let h = h.replace("\n ", " ").replace("\n\t", " ");
+                            out.push_str(&format!("\n{h}\n\n{}\n", decode_body(&h, b)));
+                        }
+                        None => out.push_str(part), // `--` after the last part, the epilogue
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The first link in the text body containing `needle`.
     pub fn find_link(&self, needle: &str) -> Option<String> {
         self.text_body()
             .split(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == '"')
             .find(|w| w.starts_with("http") && w.contains(needle))
             .map(|w| w.trim_end_matches(['.', ',', ')']).to_owned())
+    }
+}
+
+/// A body decoded from the transfer encoding its headers name, without its final line end.
+fn decode_body(head: &str, body: &str) -> String {
+    let encoding = head
+        .lines()
+        .find_map(|l| {
+            l.to_lowercase()
+                .strip_prefix("content-transfer-encoding:")
+                .map(|e| e.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let body = body.strip_suffix('\n').unwrap_or(body);
+    match encoding.as_str() {
+        "base64" => {
+            let joined: String = body.split_whitespace().collect();
+            String::from_utf8_lossy(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(joined)
+                    .unwrap_or_default(),
+            )
+            .into_owned()
+        }
+        "quoted-printable" => decode_qp(body),
+        _ => body.to_owned(),
     }
 }
 

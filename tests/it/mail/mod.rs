@@ -1,13 +1,15 @@
 //! Mail flows end to end with a real SMTP server in the process, one file per idea: the reset
 //! mails of every brainCloud call and their parameters ([`resets`]), the links they carry and
 //! the hosted pages behind them ([`links`]), delivery through the outbox when SMTP is down,
-//! refusing or a worker dies ([`delivery`]), and the other mails about an account and
-//! self-service deletion ([`account`]). The helpers they share live here.
+//! refusing or a worker dies ([`delivery`]), the other mails about an account and
+//! self-service deletion ([`account`]), and the recorded text of every mail ([`templates`]).
+//! The helpers they share live here.
 
 mod account;
 mod delivery;
 mod links;
 mod resets;
+mod templates;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
