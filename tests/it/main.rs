@@ -8,6 +8,7 @@ mod browser;
 mod create;
 mod delete;
 mod embedded;
+mod errors;
 mod layers;
 mod limits;
 mod mail;
