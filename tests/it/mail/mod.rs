@@ -108,11 +108,31 @@ fn worker(t: &TestApp) -> usersvc::mail::outbox::Worker {
     )
 }
 
-/// Starts a worker loop like the server's; it runs while the returned sender lives.
-fn start_worker(t: &TestApp) -> tokio::sync::watch::Sender<bool> {
+/// A worker loop like the server's, running until it is stopped or dropped.
+struct RunningWorker {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningWorker {
+    /// Stops the loop and waits until it has ended: no attempt is under way afterwards.
+    async fn stop(mut self) {
+        self.stop.send(true).unwrap();
+        (&mut self.task).await.unwrap();
+    }
+}
+
+impl Drop for RunningWorker {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a worker loop like the server's.
+fn start_worker(t: &TestApp) -> RunningWorker {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    worker(t).spawn(stopped);
-    stop
+    let task = worker(t).spawn(stopped);
+    RunningWorker { stop, task }
 }
 
 /// Waits until the worker has handled every queued message (each one SENT, FAILED or DROPPED).
