@@ -4,7 +4,6 @@
 //! localhost reachable (GraphiQL's assets come from usersvc itself).
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
@@ -81,34 +80,31 @@ impl Browser {
             }
         });
         let caps: serde_json::Map<String, serde_json::Value> = caps.as_object().unwrap().clone();
-        let mut last = None;
-        for _ in 0..100 {
-            // chromedriver is on localhost over plain HTTP: no TLS stack needed.
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            match ClientBuilder::new(connector)
-                .capabilities(caps.clone())
-                .connect(&format!("http://127.0.0.1:{port}"))
-                .await
-            {
-                Ok(client) => {
-                    return Browser {
-                        client,
-                        driver,
-                        _profile: profile,
-                    };
-                }
-                Err(e) => last = Some(e),
+        // chromedriver takes a moment to listen: wait until it accepts a session.
+        let client = eventually(WAIT, || {
+            let caps = caps.clone();
+            async move {
+                // chromedriver is on localhost over plain HTTP: no TLS stack needed.
+                let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+                ClientBuilder::new(connector)
+                    .capabilities(caps)
+                    .connect(&format!("http://127.0.0.1:{port}"))
+                    .await
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        })
+        .await;
+        Browser {
+            client,
+            driver,
+            _profile: profile,
         }
-        panic!("could not reach chromedriver: {last:?}");
     }
 
     async fn text(&self, css: &str) -> String {
         match self
             .client
             .wait()
-            .at_most(Duration::from_secs(20))
+            .at_most(WAIT)
             .for_element(Locator::Css(css))
             .await
         {
@@ -150,7 +146,7 @@ async fn a_person_resets_a_password_and_deletes_an_account_in_a_browser() {
         )
         .await;
     assert_eq!(code(&v), "", "{v}");
-    let link = sink.wait_for(1, Duration::from_secs(15)).await[0]
+    let link = sink.wait_for(1, WAIT).await[0]
         .find_link("/self-service/reset-password?token=")
         .unwrap();
 
@@ -229,27 +225,29 @@ async fn graphiql_runs_a_query_with_a_pasted_token() {
     b.text(".graphiql-container").await;
     // Paste the token into the Headers editor (a CodeMirror instance), as a person would.
     let headers = json!({ "Authorization": format!("Bearer {}", t.token("a", ALL)) }).to_string();
-    let mut pasted = false;
-    for _ in 0..100 {
-        let r = b
-            .client
-            .execute(
-                "const eds = [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')];
-                 const h = eds.find(e => e.CodeMirror && e.CodeMirror.getValue().includes('Authorization'));
-                 if (!h) return false;
-                 h.CodeMirror.setValue(arguments[0]);
-                 return true;",
-                vec![json!(headers)],
-            )
-            .await
-            .unwrap();
-        if r == json!(true) {
-            pasted = true;
-            break;
+    let client = &b.client;
+    eventually(WAIT, || {
+        let headers = headers.clone();
+        async move {
+            let r = client
+                .execute(
+                    "const eds = [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')];
+                     const h = eds.find(e => e.CodeMirror && e.CodeMirror.getValue().includes('Authorization'));
+                     if (!h) return false;
+                     h.CodeMirror.setValue(arguments[0]);
+                     return true;",
+                    vec![json!(headers)],
+                )
+                .await
+                .unwrap();
+            if r == json!(true) {
+                Ok(())
+            } else {
+                Err("GraphiQL's headers editor is not there yet")
+            }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(pasted, "found GraphiQL's headers editor");
+    })
+    .await;
     b.client
         .find(Locator::Css(".graphiql-execute-button"))
         .await
@@ -257,10 +255,8 @@ async fn graphiql_runs_a_query_with_a_pasted_token() {
         .click()
         .await
         .unwrap();
-    let mut result = String::new();
-    for _ in 0..100 {
-        result = b
-            .client
+    let result = eventually(WAIT, || async move {
+        let result = client
             .execute(
                 "const r = document.querySelector('.result-window .CodeMirror');
                  return r && r.CodeMirror ? r.CodeMirror.getValue() : '';",
@@ -272,10 +268,12 @@ async fn graphiql_runs_a_query_with_a_pasted_token() {
             .unwrap_or("")
             .to_owned();
         if result.contains("totalCount") {
-            break;
+            Ok(result)
+        } else {
+            Err(format!("result pane: {result}"))
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    })
+    .await;
     let v: serde_json::Value =
         serde_json::from_str(&result).unwrap_or_else(|_| panic!("result pane: {result}"));
     assert_eq!(v["data"]["users"]["totalCount"], json!(1), "{v}");

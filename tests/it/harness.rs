@@ -531,3 +531,29 @@ pub fn token_for(app: &str, scope: &str) -> String {
         SECRET.as_bytes(),
     )
 }
+
+/// How long a test waits for an event (a mail to arrive, a row to reach a state) before it
+/// fails. Generous on purpose: it bounds only a failing test, since a passing one goes on as
+/// soon as the event happens, and the machine may be busy with other builds.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Waits for an event rather than for a time: runs `check` until it returns `Ok`, pausing
+/// briefly between tries, and returns that value. After `deadline` it panics with the last
+/// `Err`, which should say what was seen instead.
+pub async fn eventually<T, E, F, Fut>(deadline: Duration, mut check: F) -> T
+where
+    E: std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        match check().await {
+            Ok(value) => return value,
+            Err(seen) if tokio::time::Instant::now() >= until => {
+                panic!("no event within {deadline:?}; last seen: {seen:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+}

@@ -9,6 +9,7 @@ mod browser;
 mod create;
 mod delete;
 mod embedded;
+mod errors;
 mod inputs;
 mod jwks;
 mod layers;

@@ -139,22 +139,40 @@ async fn connections_the_database_dropped_are_replaced_without_failing_requests(
     }
     // The database ends every one of the server's sessions (a restart or failover looks alike).
     let mut admin = t.sql().await;
-    let killed: Vec<bool> = diesel::sql_query(format!(
-        "SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
+    let killed: Vec<Killed> = diesel::sql_query(format!(
+        "SELECT pid, pg_terminate_backend(pid) AS killed FROM pg_stat_activity
           WHERE datname = '{}' AND pid <> pg_backend_pid()",
         t.db_name
     ))
     .load::<Killed>(&mut admin)
     .await
-    .unwrap()
-    .into_iter()
-    .map(|k| k.killed)
-    .collect();
+    .unwrap();
     assert!(
-        !killed.is_empty() && killed.iter().all(|k| *k),
-        "{killed:?}"
+        !killed.is_empty() && killed.iter().all(|k| k.killed),
+        "{:?}",
+        killed.iter().map(|k| k.killed).collect::<Vec<_>>()
     );
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // pg_terminate_backend only sends the signal: wait until every one of those sessions has
+    // ended (and so closed its socket), as after a restart, before asking again.
+    let pids: Vec<i32> = killed.iter().map(|k| k.pid).collect();
+    let t = &t;
+    eventually(WAIT, || {
+        let pids = pids.clone();
+        async move {
+            let open: Vec<Killed> = diesel::sql_query(
+                "SELECT pid, false AS killed FROM pg_stat_activity WHERE pid = ANY($1)",
+            )
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Integer>, _>(pids)
+            .load(&mut t.sql().await)
+            .await
+            .unwrap();
+            match open.len() {
+                0 => Ok(()),
+                n => Err(format!("{n} sessions still open")),
+            }
+        }
+    })
+    .await;
     for _ in 0..20 {
         let (status, v) = t.gql(&token, query, serde_json::json!({})).await;
         assert_eq!((status, code(&v)), (200, String::new()), "{v}");
@@ -163,6 +181,8 @@ async fn connections_the_database_dropped_are_replaced_without_failing_requests(
 
 #[derive(diesel::QueryableByName)]
 struct Killed {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    pid: i32,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     killed: bool,
 }

@@ -1,6 +1,6 @@
 //! A real SMTP server inside the test process: mailin's SMTP state machine (the parser and
-//! protocol of mailin-embedded) behind a tokio listener whose life the tests control — stop it
-//! to make the port refuse connections, start it again on the same port, or make it refuse
+//! protocol of mailin-embedded) behind a tokio listener whose life the tests control — start
+//! it on a port that refused connections until then (the end of an outage), or make it refuse
 //! mail with 550.
 
 use std::net::IpAddr;
@@ -12,6 +12,8 @@ use base64::Engine;
 use mailin::{Action, Handler, Response, SessionBuilder};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
+
+use crate::harness::eventually;
 
 /// A message as the server received it.
 #[derive(Debug, Clone)]
@@ -146,19 +148,9 @@ impl SmtpSink {
         SmtpSink { port, shared, task }
     }
 
-    /// The port it listens on.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// `smtp://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    /// Stops listening: connections to the port are refused afterwards.
-    pub fn stop(self) {
-        self.task.abort();
     }
 
     /// Refuse (550) or accept recipients from now on.
@@ -173,19 +165,15 @@ impl SmtpSink {
 
     /// Waits until at least `n` messages arrived, or panics after `timeout`.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
+        eventually(timeout, || async move {
             let got = self.messages();
             if got.len() >= n {
-                return got;
+                Ok(got)
+            } else {
+                Err(format!("only {} of {n} mails arrived", got.len()))
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "only {} of {n} mails arrived",
-                got.len()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        })
+        .await
     }
 }
 
@@ -241,12 +229,77 @@ impl Received {
         }
     }
 
+    /// The message as a person reads it: `\n` line ends, headers unfolded, and each part's
+    /// body decoded from its transfer encoding (which its headers still name).
+    pub fn readable(&self) -> String {
+        let raw = self.raw.replace("\r\n", "\n");
+        let (head, body) = raw.split_once("\n\n").unwrap_or((&raw, ""));
+        let head = head.replace("\n ", " ").replace("\n\t", " ");
+        let boundary = head.split("boundary=").nth(1).map(|b| {
+            b.split(';')
+                .next()
+                .unwrap_or(b)
+                .trim()
+                .trim_matches('"')
+                .to_owned()
+        });
+        let mut out = format!("{head}\n\n");
+        match boundary {
+            None => out.push_str(&decode_body(&head, body)),
+            Some(b) => {
+                let delimiter = format!("--{b}");
+                for (i, part) in body.split(&delimiter).enumerate() {
+                    if i == 0 {
+                        out.push_str(part); // the preamble
+                        continue;
+                    }
+                    out.push_str(&delimiter);
+                    match part.strip_prefix('\n') {
+                        Some(part) => {
+                            let (h, b) = part.split_once("\n\n").unwrap_or((part, ""));
+                            let h = h.replace("\n ", " ").replace("\n\t", " ");
+                            out.push_str(&format!("\n{h}\n\n{}\n", decode_body(&h, b)));
+                        }
+                        None => out.push_str(part), // `--` after the last part, the epilogue
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The first link in the text body containing `needle`.
     pub fn find_link(&self, needle: &str) -> Option<String> {
         self.text_body()
             .split(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == '"')
             .find(|w| w.starts_with("http") && w.contains(needle))
             .map(|w| w.trim_end_matches(['.', ',', ')']).to_owned())
+    }
+}
+
+/// A body decoded from the transfer encoding its headers name, without its final line end.
+fn decode_body(head: &str, body: &str) -> String {
+    let encoding = head
+        .lines()
+        .find_map(|l| {
+            l.to_lowercase()
+                .strip_prefix("content-transfer-encoding:")
+                .map(|e| e.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let body = body.strip_suffix('\n').unwrap_or(body);
+    match encoding.as_str() {
+        "base64" => {
+            let joined: String = body.split_whitespace().collect();
+            String::from_utf8_lossy(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(joined)
+                    .unwrap_or_default(),
+            )
+            .into_owned()
+        }
+        "quoted-printable" => decode_qp(body),
+        _ => body.to_owned(),
     }
 }
 
