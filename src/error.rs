@@ -37,6 +37,8 @@ pub enum AppError {
     InvalidTemplateId(String),
     /// parentProfileId does not name a profile of the parent app (`APP_PARENT_MISMATCH`, 40378).
     AppParentMismatch(&'static str),
+    /// The parent profile already has a child in this app (`DUPLICATE_CHILD`, 40381).
+    DuplicateChild,
     /// A cursor this server did not make for this app, filter and order (`INVALID_CURSOR`, 40383).
     InvalidCursor,
     /// A one-time link that cannot be used, and why (the hosted pages show it; `BAD_USER_INPUT`
@@ -77,6 +79,7 @@ impl AppError {
             AppError::InvalidPasswordContent(_) => "INVALID_PASSWORD_CONTENT",
             AppError::InvalidTemplateId(_) => "INVALID_TEMPLATE_ID",
             AppError::AppParentMismatch(_) => "APP_PARENT_MISMATCH",
+            AppError::DuplicateChild => "DUPLICATE_CHILD",
             AppError::InvalidCursor => "INVALID_CURSOR",
             AppError::Forbidden(_) => "FORBIDDEN",
             AppError::Unavailable(_) | AppError::Internal(_) => "INTERNAL_SERVER_ERROR",
@@ -97,6 +100,7 @@ impl AppError {
             AppError::InvalidPasswordContent(_) => 550022,
             AppError::InvalidTemplateId(_) => 40375,
             AppError::AppParentMismatch(_) => 40378,
+            AppError::DuplicateChild => 40381,
             AppError::InvalidCursor => 40383,
             AppError::Forbidden(_)
             | AppError::RateLimited(_)
@@ -128,6 +132,7 @@ impl AppError {
             AppError::InvalidPasswordContent(rule) => format!("invalid password: {rule}"),
             AppError::InvalidTemplateId(id) => format!("no email template \"{id}\" in this app"),
             AppError::AppParentMismatch(why) => why.to_string(),
+            AppError::DuplicateChild => "the parent profile already has a child in this app".into(),
             AppError::InvalidCursor => {
                 "the cursor was not made by this server for this app, filter and order".into()
             }

@@ -94,6 +94,23 @@ pub async fn exists(
     .await
 }
 
+/// Whether a profile (of `parent_app_id`) already has a child in `app_id`.
+pub async fn has_child_in(
+    conn: &mut AsyncPgConnection,
+    parent_app_id: &str,
+    parent_profile_id: Uuid,
+    app_id: &str,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        profiles::table
+            .filter(profiles::parent_app_id.eq(parent_app_id))
+            .filter(profiles::parent_profile_id.eq(parent_profile_id))
+            .filter(profiles::app_id.eq(app_id)),
+    ))
+    .get_result(conn)
+    .await
+}
+
 /// Inserts a profile.
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewProfile<'_>) -> QueryResult<Profile> {
     diesel::insert_into(profiles::table)

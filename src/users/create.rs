@@ -158,6 +158,9 @@ pub async fn create(
                     "parentProfileId does not name a profile of the parent app",
                 ));
             }
+            if db::profiles::has_child_in(&mut conn, &parent_app, parent, &app.app_id).await? {
+                return Err(AppError::DuplicateChild);
+            }
             Some(parent_app)
         }
     };
@@ -288,6 +291,11 @@ pub async fn create(
             if info.constraint_name() == Some("identities_external_key") =>
         {
             Err(AppError::UserAlreadyExists)
+        }
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info))
+            if info.constraint_name() == Some("profiles_one_child_per_app") =>
+        {
+            Err(AppError::DuplicateChild)
         }
         Err(DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info))
             if info.constraint_name() == Some("profiles_parent_fkey") =>

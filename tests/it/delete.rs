@@ -8,11 +8,15 @@ use crate::client::*;
 use crate::create::{email_input, make_user};
 use crate::harness::*;
 
+/// A parent with one child in each of two child apps (a parent has at most one per app).
 async fn family(t: &TestApp) -> (String, String, String) {
+    usersvc::apps::create(&mut t.db.pool(), "child2", "child2", Some("parent"))
+        .await
+        .unwrap();
     let parent = make_user(t, "parent", "mum@example.com").await;
-    let tok = t.token("child", ALL);
     let mut kids = Vec::new();
-    for email in ["k1@example.com", "k2@example.com"] {
+    for (app, email) in [("child", "k1@example.com"), ("child2", "k2@example.com")] {
+        let tok = t.token(app, ALL);
         let v = create_email::Variables {
             input: create_email::CreateUserEmailPasswordInput {
                 parent_profile_id: Some(parent.clone()),
@@ -85,12 +89,9 @@ async fn without_delete_children_the_children_are_orphaned() {
         .delete_user
         .deleted_profile_ids;
     assert_eq!(deleted, vec![parent]);
-    for k in [k1, k2] {
+    for (app, k) in [("child", k1), ("child2", k2)] {
         let u = t
-            .run::<UserInfo>(
-                &t.token("child", ALL),
-                user_info::Variables { profile_id: k },
-            )
+            .run::<UserInfo>(&t.token(app, ALL), user_info::Variables { profile_id: k })
             .await;
         let u = u.user_info.expect("child survives");
         assert_eq!(u.parent_profile_id, None);

@@ -22,7 +22,6 @@ const NOT_YET: &[&str] = &[
     "INVALID_CREDENTIALS",
     "USER_DISABLED",
     "TOO_MANY_ATTEMPTS",
-    "DUPLICATE_CHILD",
     "RESPONSE_TOO_LARGE",
     "GRAPHQL_PARSE_FAILED",
     "GRAPHQL_VALIDATION_FAILED",
@@ -59,6 +58,8 @@ struct Fixture {
     jim: String,
     /// An email user of app `a` who has had as many resets this hour as the app allows.
     pam: String,
+    /// A profile of app `parent` that has a child in app `child`.
+    mum: String,
 }
 
 /// One row per code: the code and the request that provokes it.
@@ -82,6 +83,7 @@ fn cases(f: &Fixture) -> Vec<(&'static str, Trigger)> {
         ("INVALID_REPLY_TO_ADDRESS", Gql("a", ALL, RESET_EMAIL, reset(json!({ "replyToAddress": "x@" })))),
         ("INVALID_REPLY_TO_NAME", Gql("a", ALL, RESET_EMAIL, reset(json!({ "replyToName": "a\u{202E}b" })))),
         ("APP_PARENT_MISMATCH", Gql("child", ALL, CREATE_EMAIL, json!({ "in": { "email": "kid@example.com", "parentProfileId": NOBODY } }))),
+        ("DUPLICATE_CHILD", Gql("child", ALL, CREATE_EMAIL, json!({ "in": { "email": "kid2@example.com", "parentProfileId": f.mum } }))),
         ("INVALID_CURSOR", Gql("a", ALL, AFTER, json!({ "after": "garbage!" }))),
         ("RATE_LIMITED", Gql("a", ALL, RESET_EMAIL, json!({ "in": { "profileId": f.pam } }))),
         ("INTERNAL_SERVER_ERROR", DatabaseDown(USERS)),
@@ -157,7 +159,16 @@ async fn every_error_code_has_the_recorded_payload() {
             .unwrap_or_else(|| panic!("{v}"))
             .to_owned(),
         pam: make_user(&t, "a", "pam@example.com").await,
+        mum: make_user(&t, "parent", "mum@example.com").await,
     };
+    let (_, v) = t
+        .gql(
+            &t.token("child", ALL),
+            CREATE_EMAIL,
+            json!({ "in": { "email": "kid@example.com", "parentProfileId": fixture.mum } }),
+        )
+        .await;
+    assert_eq!(code(&v), "", "{v}");
     for _ in 0..5 {
         let (_, v) = t
             .gql(

@@ -6,6 +6,7 @@ mod signing;
 
 mod auth;
 mod browser;
+mod children;
 mod create;
 mod delete;
 mod embedded;
