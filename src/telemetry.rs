@@ -28,10 +28,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global log subscriber (`RUST_LOG` filters; default `info`). A second call
-/// (tests start many servers in one process) keeps the first subscriber.
-pub fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the global log subscriber (`RUST_LOG` filters; else `default_level`, e.g. `info`).
+/// A second call (tests start many servers in one process) keeps the first subscriber.
+pub fn init_logging(format: LogFormat, default_level: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -1,7 +1,10 @@
-//! Apps (tenants): creation with a parent of at most five levels, and their settings.
-//! The CLI is the only way in; no GraphQL field touches another app.
+//! Apps (tenants): creation with a parent of at most five levels, their settings and email
+//! templates ([`templates`]), deletion. The CLI is the only way in; no GraphQL field touches
+//! another app.
 
-use diesel_async::AsyncPgConnection;
+pub mod templates;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::db::models::{App, NewApp};
 use crate::db::{self, DbPool, get_conn};
@@ -89,6 +92,26 @@ pub async fn find(pool: &mut DbPool<'_>, id: &str) -> AppResult<App> {
     db::apps::find(&mut conn, id)
         .await?
         .ok_or_else(|| bad(format!("no app {id}")))
+}
+
+/// Deletes an app with its templates, its audit trail and its mail history. Refused while it
+/// has profiles or child apps: they would be lost with it.
+pub async fn delete(pool: &mut DbPool<'_>, id: &str) -> AppResult<()> {
+    let mut conn = get_conn(pool).await?;
+    conn.transaction::<_, AppError, _>(async |conn| {
+        if db::apps::find(conn, id).await?.is_none() {
+            return Err(bad(format!("no app {id}")));
+        }
+        let (profiles, children) = db::apps::dependents(conn, id).await?;
+        if profiles > 0 || children > 0 {
+            return Err(bad(format!(
+                "app {id} still has {profiles} profile(s) and {children} child app(s); delete them first"
+            )));
+        }
+        db::apps::delete(conn, id).await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Every app, by id.

@@ -59,3 +59,36 @@ pub async fn update_settings(conn: &mut AsyncPgConnection, app: &App) -> QueryRe
         .get_result(conn)
         .await
 }
+
+/// What still belongs to an app: its profiles and its child apps.
+pub async fn dependents(conn: &mut AsyncPgConnection, app_id: &str) -> QueryResult<(i64, i64)> {
+    use super::schema::profiles;
+    let profiles: i64 = profiles::table
+        .filter(profiles::app_id.eq(app_id))
+        .count()
+        .get_result(conn)
+        .await?;
+    let children: i64 = apps::table
+        .filter(apps::parent_app_id.eq(app_id))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok((profiles, children))
+}
+
+/// Deletes an app with what only it holds (templates, the audit trail, its outbox); returns
+/// whether it existed. The caller makes sure it has no profiles and no child apps.
+pub async fn delete(conn: &mut AsyncPgConnection, app_id: &str) -> QueryResult<bool> {
+    use super::schema::{audit_events, outbox};
+    diesel::delete(audit_events::table.filter(audit_events::app_id.eq(app_id)))
+        .execute(conn)
+        .await?;
+    diesel::delete(outbox::table.filter(outbox::app_id.eq(app_id)))
+        .execute(conn)
+        .await?;
+    // Templates go by cascade.
+    diesel::delete(apps::table.find(app_id))
+        .execute(conn)
+        .await
+        .map(|n| n > 0)
+}

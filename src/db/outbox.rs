@@ -187,3 +187,39 @@ pub async fn find(
         .await
         .optional()
 }
+
+/// How many messages are in each state, every app together.
+pub async fn counts_by_status(conn: &mut AsyncPgConnection) -> QueryResult<Vec<(String, i64)>> {
+    outbox::table
+        .group_by(outbox::status)
+        .select((outbox::status, diesel::dsl::count_star()))
+        .order(outbox::status.asc())
+        .load(conn)
+        .await
+}
+
+/// The queued message waiting longest.
+pub async fn oldest_queued(conn: &mut AsyncPgConnection) -> QueryResult<Option<OutboxMessage>> {
+    outbox::table
+        .filter(outbox::status.eq("QUEUED"))
+        .order(outbox::created_at.asc())
+        .select(OutboxMessage::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// The latest messages whose last attempt failed (still queued, or given up), newest first.
+pub async fn recent_errors(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+) -> QueryResult<Vec<OutboxMessage>> {
+    outbox::table
+        .filter(outbox::last_error.is_not_null())
+        .filter(outbox::status.eq_any(["QUEUED", "FAILED"]))
+        .order(outbox::next_attempt_at.desc())
+        .limit(limit)
+        .select(OutboxMessage::as_select())
+        .load(conn)
+        .await
+}

@@ -50,3 +50,25 @@ pub async fn upsert(
         .get_result(conn)
         .await
 }
+
+/// An app's templates, by id.
+pub async fn list(conn: &mut AsyncPgConnection, app_id: &str) -> QueryResult<Vec<EmailTemplate>> {
+    email_templates::table
+        .filter(email_templates::app_id.eq(app_id))
+        .order(email_templates::template_id.asc())
+        .select(EmailTemplate::as_select())
+        .load(conn)
+        .await
+}
+
+/// Deletes a template; returns whether there was one.
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    app_id: &str,
+    template_id: &str,
+) -> QueryResult<bool> {
+    diesel::delete(email_templates::table.find((app_id, template_id)))
+        .execute(conn)
+        .await
+        .map(|n| n > 0)
+}

@@ -10,6 +10,7 @@
 pub mod address;
 pub mod outbox;
 pub mod params;
+pub mod status;
 pub mod templates;
 pub mod transport;
 

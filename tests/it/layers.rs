@@ -21,7 +21,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("graphql",   &["recovery", "users", "apps", "mail", "auth", "passwords", "db", "telemetry", "error"]),
     ("recovery",  &["users", "mail", "links", "auth", "passwords", "normalise", "db", "telemetry", "error"]),
     ("users",     &["mail", "links", "auth", "passwords", "normalise", "db", "telemetry", "error"]),
-    ("apps",      &["normalise", "db", "error"]),
+    ("apps",      &["mail", "normalise", "db", "error"]),
     ("mail",      &["links", "passwords", "normalise", "db", "telemetry", "error"]),
     ("links",     &["passwords", "error"]),
     ("passwords", &["db", "error"]),

@@ -7,6 +7,7 @@ mod signing;
 mod auth;
 mod browser;
 mod children;
+mod cli;
 mod create;
 mod delete;
 mod embedded;
