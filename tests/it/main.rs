@@ -12,6 +12,7 @@ mod create;
 mod delete;
 mod embedded;
 mod errors;
+mod fuzz;
 mod inputs;
 mod jwks;
 mod layers;
