@@ -22,6 +22,10 @@ pub struct DbArgs {
     /// Folder for the embedded cluster, file mail and the development key.
     #[arg(long, env = "USERSVC_DATA_DIR", default_value = ".data", global = true)]
     pub data_dir: PathBuf,
+    /// Whether a private PostgreSQL is started when DATABASE_URL is unset. `false` makes
+    /// DATABASE_URL required (containers, system services).
+    #[arg(long, env = "USERSVC_EMBEDDED_DB", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub embedded_db: bool,
 }
 
 impl DbArgs {

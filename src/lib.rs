@@ -26,6 +26,7 @@ pub mod links;
 pub mod mail;
 pub mod normalise;
 pub mod passwords;
+pub mod quota;
 pub mod recovery;
 pub mod server;
 pub mod telemetry;

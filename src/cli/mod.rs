@@ -140,7 +140,7 @@ where
     F: FnOnce(Db) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
-    let (url, pg) = crate::db::open(args.database_url.as_deref(), &args.data_dir).await?;
+    let (url, pg) = open_database(args).await?;
     let result = async {
         let applied = crate::db::run_migrations(&url).await?;
         let db = Db::new(&DbSettings {
@@ -155,6 +155,17 @@ where
     .await;
     stop(pg).await;
     result
+}
+
+/// The database URL: `DATABASE_URL`, or the embedded cluster (started or reused) unless that
+/// is switched off.
+async fn open_database(args: &DbArgs) -> anyhow::Result<(String, Option<EmbeddedPostgres>)> {
+    if args.database_url.is_none() && !args.embedded_db {
+        anyhow::bail!(
+            "DATABASE_URL is required: the embedded database is switched off (USERSVC_EMBEDDED_DB=false)"
+        );
+    }
+    crate::db::open(args.database_url.as_deref(), &args.data_dir).await
 }
 
 async fn stop(pg: Option<EmbeddedPostgres>) {

@@ -12,7 +12,7 @@ pub(super) async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Res
             "no JWT key configured: set USERSVC_JWT_SECRET, USERSVC_JWT_KEYS_FILE or USERSVC_JWT_JWKS_URL (a development key is only made for the embedded database)"
         );
     }
-    let (url, pg) = crate::db::open(args.db.database_url.as_deref(), &args.db.data_dir).await?;
+    let (url, pg) = super::open_database(&args.db).await?;
     let result = serve_on(&args, &url, log_format).await;
     super::stop(pg).await;
     result

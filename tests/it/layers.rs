@@ -24,10 +24,11 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("apps",      &["mail", "normalise", "db", "error"]),
     ("mail",      &["links", "passwords", "normalise", "db", "telemetry", "error"]),
     ("links",     &["passwords", "error"]),
-    ("passwords", &["db", "error"]),
+    ("passwords", &["quota", "db", "error"]),
     ("normalise", &["error"]),
     ("auth",      &[]),
-    ("db",        &[]),
+    ("db",        &["quota"]),
+    ("quota",     &[]),
     ("telemetry", &[]),
     ("error",     &[]),
 ];

@@ -14,6 +14,7 @@ mod embedded;
 mod errors;
 mod fuzz;
 mod inputs;
+mod isolation;
 mod jwks;
 mod layers;
 mod limits;

@@ -1,27 +1,57 @@
 //! The connection pool: deadpool over diesel-async, with timeouts at every layer so that a
-//! slow or absent database turns into a prompt, typed error instead of a hung request; and
-//! [`DbPool`], the handle the service layer works on: the pool, or one connection that is
-//! already in a transaction, so one service function serves both.
+//! slow or absent database turns into a prompt, typed error instead of a hung request.
+//!
+//! Every connection works as the role `usersvc_server` (not a superuser, owning nothing), under
+//! the row-level security of the migration `row_level_security`: a [`Db`] handle has a
+//! [`Scope`], which a connection enters at checkout when it is not already in it, and sees
+//! only the rows that scope allows. A handle scoped to an app also holds at most its share of
+//! the pool ([`crate::quota::PerApp`]), so one app cannot take every connection.
+
+mod handle;
+mod scope;
+
+pub use handle::{DbConn, DbPool, get_conn};
+pub use scope::Scope;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use deadpool::managed::{Object, Pool, TimeoutType};
 use diesel::ConnectionError;
 use diesel::connection::{Instrumentation, InstrumentationEvent};
-use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
-/// A pooled connection.
-pub type Conn = Object<AsyncPgConnection>;
+use crate::quota::{PerApp, Unit};
+use scope::{Manager, ScopedConn};
 
-/// Why no connection could be had: the pool's wait or the connect timed out, or the database
-/// refused.
-pub type PoolError = diesel_async::pooled_connection::deadpool::PoolError;
+/// Why no connection could be had: the pool's wait or the connect timed out (or the caller's
+/// app already holds its share), or the database refused.
+pub type PoolError = deadpool::managed::PoolError<diesel_async::pooled_connection::PoolError>;
+
+/// A connection checked out of the pool, in its handle's scope; it goes back when dropped.
+pub struct Conn {
+    object: Object<Manager>,
+    _share: Option<Unit>,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = AsyncPgConnection;
+
+    fn deref(&self) -> &AsyncPgConnection {
+        &self.object.conn
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        &mut self.object.conn
+    }
+}
 
 /// How to reach the database and how long to wait for it.
 #[derive(Debug, Clone)]
@@ -36,11 +66,15 @@ pub struct DbSettings {
     pub statement_timeout: Duration,
 }
 
-/// The database handle shared by every request: cheap to clone.
+/// The database handle: cheap to clone. [`Db::new`] gives one in the server's own scope (every
+/// app); [`Db::scoped`] one for a request of one app.
 #[derive(Clone)]
 pub struct Db {
-    pool: Pool<AsyncPgConnection>,
+    pool: Pool<Manager>,
     statements: Arc<AtomicU64>,
+    shares: Arc<PerApp>,
+    scope: Scope,
+    acquire_timeout: Duration,
 }
 
 /// Counts the statements a connection runs (each query, BEGIN and COMMIT), once they finish.
@@ -60,7 +94,8 @@ impl Db {
         let statement_ms = settings.statement_timeout.as_millis();
         let setup = format!(
             "SET statement_timeout = {statement_ms}; SET lock_timeout = {statement_ms}; \
-             SET idle_in_transaction_session_timeout = {}; SET application_name = 'usersvc'",
+             SET idle_in_transaction_session_timeout = {}; SET application_name = 'usersvc'; \
+             SET ROLE usersvc_server",
             statement_ms * 2
         );
         let mut config = ManagerConfig::default();
@@ -90,19 +125,54 @@ impl Db {
             &settings.url,
             config,
         );
-        let pool = Pool::builder(manager)
+        let pool = Pool::builder(Manager::new(manager))
             .max_size(settings.max_size)
             .runtime(deadpool::Runtime::Tokio1)
             .wait_timeout(Some(settings.acquire_timeout))
             .create_timeout(Some(settings.acquire_timeout))
             .recycle_timeout(Some(settings.acquire_timeout))
             .build()?;
-        Ok(Db { pool, statements })
+        Ok(Db {
+            pool,
+            statements,
+            shares: Arc::new(PerApp::of_total(settings.max_size)),
+            scope: Scope::Server,
+            acquire_timeout: settings.acquire_timeout,
+        })
     }
 
-    /// A connection from the pool, or an error after the acquire timeout.
+    /// The same pool, for the work of one app: its connections see that app's family only,
+    /// and it holds at most the app's share of them at once.
+    pub fn scoped(&self, app_id: &str) -> Db {
+        Db {
+            scope: Scope::App(Arc::from(app_id)),
+            ..self.clone()
+        }
+    }
+
+    /// How many connections one app may hold at once.
+    pub fn app_share(&self) -> usize {
+        self.shares.share()
+    }
+
+    /// A connection from the pool in this handle's scope, or an error after the acquire
+    /// timeout.
     pub async fn conn(&self) -> Result<Conn, PoolError> {
-        self.pool.get().await
+        let share = match &self.scope {
+            Scope::App(app) => Some(
+                self.shares
+                    .acquire(app, self.acquire_timeout)
+                    .await
+                    .ok_or(PoolError::Timeout(TimeoutType::Wait))?,
+            ),
+            Scope::Server => None,
+        };
+        let mut object = self.pool.get().await?;
+        ScopedConn::enter(&mut object, &self.scope).await?;
+        Ok(Conn {
+            object,
+            _share: share,
+        })
     }
 
     /// The pool as a [`DbPool`], for a service call that is not part of a larger transaction.
@@ -121,61 +191,4 @@ impl Db {
         let s = self.pool.status();
         (s.size, s.available, s.waiting)
     }
-}
-
-/// Where a service's statements go: the pool (each visit checks a connection out and returns
-/// it), or a connection the caller holds, typically inside its transaction. A service written
-/// against it works alone and as part of another one's transaction.
-pub enum DbPool<'a> {
-    /// The shared pool.
-    Pool(&'a Db),
-    /// A connection held by the caller.
-    Conn(&'a mut AsyncPgConnection),
-}
-
-impl<'a> From<&'a mut AsyncPgConnection> for DbPool<'a> {
-    fn from(conn: &'a mut AsyncPgConnection) -> Self {
-        DbPool::Conn(conn)
-    }
-}
-
-/// A connection from a [`DbPool`]: checked out of the pool (returned when dropped), or
-/// borrowed from the caller.
-#[expect(
-    clippy::large_enum_variant,
-    reason = "one lives on a service's stack at a time; boxing would add an allocation to every checkout"
-)]
-pub enum DbConn<'a> {
-    /// Checked out of the pool.
-    Pooled(Conn),
-    /// The caller's.
-    Borrowed(&'a mut AsyncPgConnection),
-}
-
-impl std::ops::Deref for DbConn<'_> {
-    type Target = AsyncPgConnection;
-
-    fn deref(&self) -> &AsyncPgConnection {
-        match self {
-            DbConn::Pooled(conn) => conn,
-            DbConn::Borrowed(conn) => conn,
-        }
-    }
-}
-
-impl std::ops::DerefMut for DbConn<'_> {
-    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
-        match self {
-            DbConn::Pooled(conn) => conn,
-            DbConn::Borrowed(conn) => conn,
-        }
-    }
-}
-
-/// A connection to work on: a new one from the pool, or the caller's (reborrowed).
-pub async fn get_conn<'a>(pool: &'a mut DbPool<'_>) -> Result<DbConn<'a>, PoolError> {
-    Ok(match pool {
-        DbPool::Pool(db) => DbConn::Pooled(db.conn().await?),
-        DbPool::Conn(conn) => DbConn::Borrowed(conn),
-    })
 }
