@@ -122,7 +122,12 @@ impl Verifier {
             )));
         }
         let (secret, file_keys, jwks_url) = (kidless.is_some(), file.len(), &s.jwks_url);
-        tracing::info!(secret, file_keys, ?jwks_url, "JWT keys loaded");
+        tracing::info!(
+            secret,
+            file_keys,
+            jwks_url = jwks_url.as_deref(),
+            "JWT keys loaded"
+        );
         let remembered = Mutex::default();
         let inner = Inner {
             kidless,

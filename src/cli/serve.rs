@@ -21,7 +21,7 @@ pub(super) async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Res
 async fn serve_on(args: &ServeArgs, url: &str, log_format: LogFormat) -> anyhow::Result<()> {
     let applied = crate::db::run_migrations(url).await?;
     if !applied.is_empty() {
-        tracing::info!(migrations = ?applied, "applied migrations");
+        tracing::info!(migrations = %applied.join(", "), "applied migrations");
     }
     let dev_secret = if args.jwt.has_key() {
         None

@@ -294,7 +294,7 @@ fn start_blocking(opts: EmbeddedOptions) -> Result<EmbeddedPostgres, EmbeddedErr
         match wait_while_busy(&pg, READY_TIMEOUT)? {
             Probe::Ready => {
                 pg.pid = read_postmaster_pid(&pid_file);
-                info!(data = %pg.data_dir.display(), pid = ?pg.pid, "reusing the running PostgreSQL");
+                info!(data = %pg.data_dir.display(), pid = pg.pid, "reusing the running PostgreSQL");
                 return Ok(pg);
             }
             Probe::Down => {
@@ -319,7 +319,7 @@ fn start_blocking(opts: EmbeddedOptions) -> Result<EmbeddedPostgres, EmbeddedErr
     let (keeper, log_offset) = spawn_postmaster(&pg, run_as, opts.ephemeral)?;
     pg.pid = Some(keeper.pid);
     pg.keeper = Some(wait_until_ready(keeper, &pg, log_offset)?);
-    info!(socket = %pg.socket_dir.display(), pid = ?pg.pid, ephemeral = opts.ephemeral, "PostgreSQL started");
+    info!(socket = %pg.socket_dir.display(), pid = pg.pid, ephemeral = opts.ephemeral, "PostgreSQL started");
     Ok(pg)
 }
 
