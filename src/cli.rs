@@ -260,6 +260,13 @@ async fn app_command(command: AppCommand, url: &str) -> anyhow::Result<()> {
             }
         }
         AppCommand::Set { id, key, value } => {
+            // The sender the worker would compose from it must be one it can send with.
+            if key == "mail.from"
+                && !value.trim().is_empty()
+                && let Err(e) = crate::mail::address::parse_from_setting(&value)
+            {
+                anyhow::bail!("mail.from: {e} (expected 'Name <address>' or an address)");
+            }
             let app = apps::set(pool, &id, &key, &value).await.map_err(failure)?;
             let shown = apps::describe(&app).into_iter().find(|(k, _)| *k == key);
             if let Some((k, v)) = shown {
@@ -366,6 +373,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "no JWT key configured: set USERSVC_JWT_SECRET, USERSVC_JWT_KEYS_FILE or USERSVC_JWT_JWKS_URL (a development key is only made for the embedded database)"
         );
     }
+    if args.db.database_url.is_some() && args.link_key.is_none() {
+        anyhow::bail!(
+            "no link key configured: set USERSVC_LINK_KEY to a secret of at least 32 bytes, the same for every instance on this database (reset links are derived from it, and it is never stored in the database); a development key is only made for the embedded database"
+        );
+    }
     let (url, pg) = crate::db::open(args.db.database_url.as_deref(), &args.db.data_dir).await?;
     let result = serve_on(&args, &url).await;
     stop(pg).await;
@@ -388,6 +400,10 @@ async fn serve_on(args: &ServeArgs, url: &str) -> anyhow::Result<()> {
     if dev_secret.is_some() {
         ensure_dev_app(url).await?;
     }
+    let link_key = match &args.link_key {
+        Some(key) => key.clone(),
+        None => load_or_create_dev_key(&args.db.dev_link_key_path())?,
+    };
     let running = crate::server::start(crate::server::ServerConfig {
         db: args.db_settings(url.to_owned()),
         verifier,
@@ -395,7 +411,7 @@ async fn serve_on(args: &ServeArgs, url: &str) -> anyhow::Result<()> {
         http: args.http(),
         listen: args.listen.clone(),
         hash_concurrency: args.hash_concurrency(),
-        mail: args.mail(),
+        mail: args.mail(link_key.into_bytes()),
     })
     .await?;
     let base = format!("http://{}", running.addr);

@@ -1,0 +1,3 @@
+DROP TABLE outbox_recipients;
+ALTER TABLE outbox DROP COLUMN lease_token;
+ALTER TABLE apps DROP COLUMN mail_per_app_per_hour, DROP COLUMN mail_per_address_per_hour;
