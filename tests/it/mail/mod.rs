@@ -10,6 +10,7 @@
 mod account;
 mod delivery;
 mod instances;
+mod limits;
 mod links;
 mod resets;
 mod templates;
