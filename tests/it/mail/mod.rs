@@ -13,6 +13,7 @@ mod instances;
 mod limits;
 mod links;
 mod resets;
+mod senders;
 mod templates;
 
 use diesel::prelude::*;
