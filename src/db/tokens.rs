@@ -156,17 +156,21 @@ pub async fn find(
         .optional()
 }
 
-/// Whether a token is usable now, by the database clock.
-pub async fn is_live(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        one_time_tokens::table
-            .filter(one_time_tokens::token_hash.eq(token_hash))
-            .filter(one_time_tokens::used_at.is_null())
-            .filter(one_time_tokens::revoked_at.is_null())
-            .filter(one_time_tokens::expires_at.gt(diesel::dsl::now)),
-    ))
-    .get_result(conn)
-    .await
+/// A token by its hash and whether it has expired by the database clock, read together: a
+/// token revoked or used meanwhile is seen in one state, never half in each.
+pub async fn find_with_expiry(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<(OneTimeToken, bool)>> {
+    one_time_tokens::table
+        .find(token_hash)
+        .select((
+            OneTimeToken::as_select(),
+            one_time_tokens::expires_at.le(diesel::dsl::now),
+        ))
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// Consumes a live token of `purpose` in one guarded statement: of any number of concurrent

@@ -26,21 +26,22 @@ async fn live_token(
         return Err(AppError::DeadLink(DeadLink::Unknown));
     }
     let hash = hash_token(token);
-    let Some(row) = db::tokens::find(conn, &hash)
+    // One read decides: a link revoked while it is looked at is either still live or revoked,
+    // never taken for expired.
+    let Some((row, expired)) = db::tokens::find_with_expiry(conn, &hash)
         .await?
-        .filter(|r| r.purpose == purpose)
+        .filter(|(r, _)| r.purpose == purpose)
     else {
         return Err(AppError::DeadLink(DeadLink::Unknown));
     };
-    if db::tokens::is_live(conn, &hash).await? {
-        return Ok(row);
-    }
     Err(AppError::DeadLink(if row.used_at.is_some() {
         DeadLink::Used
     } else if row.revoked_at.is_some() {
         DeadLink::Revoked
-    } else {
+    } else if expired {
         DeadLink::Expired
+    } else {
+        return Ok(row);
     }))
 }
 
