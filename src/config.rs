@@ -38,6 +38,11 @@ impl DbArgs {
     pub fn dev_key_path(&self) -> PathBuf {
         self.data_dir_abs().join("dev-jwt-secret")
     }
+
+    /// The development link key file (the embedded database without `USERSVC_LINK_KEY`).
+    pub fn dev_link_key_path(&self) -> PathBuf {
+        self.data_dir_abs().join("dev-link-key")
+    }
 }
 
 /// Token verification settings.
@@ -151,6 +156,11 @@ pub struct ServeArgs {
     /// First retry delay of a failed mail, in milliseconds (doubles per attempt, up to 10 min).
     #[arg(long, env = "USERSVC_MAIL_RETRY_BASE_MS", default_value_t = 5000)]
     pub mail_retry_base_ms: u64,
+    /// The secret reset links in mail are derived from (at least 32 bytes), the same for every
+    /// instance on one database and never stored in it. Unset with the embedded database: a
+    /// development key under $USERSVC_DATA_DIR.
+    #[arg(long, env = "USERSVC_LINK_KEY", hide_env_values = true)]
+    pub link_key: Option<String>,
 }
 
 impl ServeArgs {
@@ -184,8 +194,8 @@ impl ServeArgs {
         }
     }
 
-    /// Mail settings.
-    pub fn mail(&self) -> MailConfig {
+    /// Mail settings, with the link key in force (configured, or the development key).
+    pub fn mail(&self, link_key: Vec<u8>) -> MailConfig {
         MailConfig {
             public_url: self.public_url.clone(),
             from: self.mail_from.clone(),
@@ -196,6 +206,7 @@ impl ServeArgs {
             retry_base: Duration::from_millis(self.mail_retry_base_ms),
             lease: Duration::from_secs(60),
             worker: true,
+            link_key,
         }
     }
 

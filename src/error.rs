@@ -29,7 +29,7 @@ pub enum AppError {
     /// A sender or reply-to parameter that is not acceptable (`INVALID_FROM_ADDRESS` 40485,
     /// `INVALID_FROM_NAME` 40486, `INVALID_REPLY_TO_ADDRESS` 40487, `INVALID_REPLY_TO_NAME` 40488).
     InvalidMailbox(MailboxField),
-    /// Too many reset mails for one profile (`RATE_LIMITED`).
+    /// Too many mails for one profile, one recipient address or the app (`RATE_LIMITED`).
     RateLimited(String),
     /// The password breaks the app's policy; the text names the rule (`INVALID_PASSWORD_CONTENT`, 550022).
     InvalidPasswordContent(String),
@@ -162,6 +162,8 @@ pub enum DeadLink {
 /// Which caller-supplied mailbox part was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MailboxField {
+    /// The app's `mail.from` setting, which the composed sender would use.
+    AppFrom,
     FromAddress,
     FromName,
     ReplyToAddress,
@@ -171,7 +173,7 @@ pub enum MailboxField {
 impl MailboxField {
     fn code(self) -> &'static str {
         match self {
-            MailboxField::FromAddress => "INVALID_FROM_ADDRESS",
+            MailboxField::AppFrom | MailboxField::FromAddress => "INVALID_FROM_ADDRESS",
             MailboxField::FromName => "INVALID_FROM_NAME",
             MailboxField::ReplyToAddress => "INVALID_REPLY_TO_ADDRESS",
             MailboxField::ReplyToName => "INVALID_REPLY_TO_NAME",
@@ -180,7 +182,7 @@ impl MailboxField {
 
     fn reason_code(self) -> i32 {
         match self {
-            MailboxField::FromAddress => 40485,
+            MailboxField::AppFrom | MailboxField::FromAddress => 40485,
             MailboxField::FromName => 40486,
             MailboxField::ReplyToAddress => 40487,
             MailboxField::ReplyToName => 40488,
@@ -189,6 +191,9 @@ impl MailboxField {
 
     fn message(self) -> &'static str {
         match self {
+            MailboxField::AppFrom => {
+                "the app's mail.from setting is not a valid sender (change it with `usersvc app set`)"
+            }
             MailboxField::FromAddress => "serviceParams.fromAddress is not a valid email address",
             MailboxField::FromName => {
                 "serviceParams.fromName must be one line of at most 128 visible characters"

@@ -1,9 +1,16 @@
 //! One-time links: the tokens behind password-reset and account-deletion links, their stored
 //! form, and the URLs of the hosted pages they open.
 //!
-//! Tokens carry 256 bits from the OS CSPRNG, travel only inside links, and are stored only as
-//! SHA-256 hashes, so a database dump holds no usable link.
+//! Tokens carry 256 bits, travel only inside links, and are stored only as SHA-256 hashes, so a
+//! database dump holds no usable link. Links returned to a caller take their bits from the OS
+//! CSPRNG. Links in mail are derived from the message they travel in —
+//! HMAC-SHA256(link key, "reset" ‖ message id) — so every attempt at sending one message, by
+//! whichever instance, carries the same link; the link key is a secret of the servers, never
+//! stored in the database, so the message ids there do not lead to a link.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -26,6 +33,44 @@ pub fn new_token() -> AppResult<(String, [u8; 32])> {
     let token = random_secret(32)?;
     let hash = hash_token(&token);
     Ok((token, hash))
+}
+
+/// Shortest link key, in bytes.
+pub const MIN_LINK_KEY: usize = 32;
+
+/// The servers' secret that mail links are derived from (`USERSVC_LINK_KEY`). Shared by every
+/// instance on a database, kept out of it, and never printed.
+#[derive(Clone)]
+pub struct LinkKey(Vec<u8>);
+
+impl LinkKey {
+    /// A key of at least [`MIN_LINK_KEY`] bytes.
+    pub fn new(key: &[u8]) -> Result<LinkKey, String> {
+        if key.len() < MIN_LINK_KEY {
+            return Err(format!(
+                "the link key must be at least {MIN_LINK_KEY} bytes long (it has {})",
+                key.len()
+            ));
+        }
+        Ok(LinkKey(key.to_vec()))
+    }
+
+    /// The token of the reset link mailed in message `message_id`, and its hash: the same for
+    /// every attempt at sending that message.
+    pub fn reset_token(&self, message_id: Uuid) -> (String, [u8; 32]) {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(b"reset");
+        mac.update(message_id.as_bytes());
+        let token = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        let hash = hash_token(&token);
+        (token, hash)
+    }
+}
+
+impl std::fmt::Debug for LinkKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkKey(…)")
+    }
 }
 
 /// The stored form of a token.
@@ -73,6 +118,21 @@ mod tests {
             assert_ne!(&h[..], t.as_bytes());
             assert!(seen.insert(t));
         }
+    }
+
+    #[test]
+    fn mail_tokens_are_fixed_by_key_and_message() {
+        let key = LinkKey::new(&[7u8; 32]).unwrap();
+        let other = LinkKey::new(&[8u8; 32]).unwrap();
+        let (m1, m2) = (Uuid::now_v7(), Uuid::now_v7());
+        let (t, h) = key.reset_token(m1);
+        assert!(plausible_token(&t), "{t}");
+        assert_eq!(h, hash_token(&t));
+        assert_eq!(key.reset_token(m1).0, t, "the same message, the same link");
+        assert_ne!(key.reset_token(m2).0, t);
+        assert_ne!(other.reset_token(m1).0, t, "another key, another link");
+        assert!(LinkKey::new(&[1u8; 31]).is_err());
+        assert_eq!(format!("{key:?}"), "LinkKey(…)");
     }
 
     #[test]

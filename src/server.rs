@@ -79,7 +79,9 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
     if !(public_url.starts_with("http://") || public_url.starts_with("https://")) {
         anyhow::bail!("USERSVC_PUBLIC_URL must start with http:// or https://");
     }
-    let mut settings = MailSettings::new(public_url, from);
+    let link_key = crate::mail::LinkKey::new(&cfg.mail.link_key)
+        .map_err(|e| anyhow::anyhow!("USERSVC_LINK_KEY: {e}"))?;
+    let mut settings = MailSettings::new(public_url, from, link_key);
     settings.max_attempts = cfg.mail.max_attempts.max(1);
     settings.retry_base = cfg.mail.retry_base;
     settings.lease = cfg.mail.lease;

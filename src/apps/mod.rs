@@ -39,6 +39,14 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "sender, e.g. 'Game <no-reply@example.com>'; empty: the server default",
     ),
     (
+        "mail.per_address_per_hour",
+        "mails to one address (normalised; cc/bcc count) per hour, 0..=1000 (default 10)",
+    ),
+    (
+        "mail.per_app_per_hour",
+        "mails (each recipient counts) the app sends per hour, 0..=1000000 (default 1000)",
+    ),
+    (
         "external_auth_types",
         "comma list of allowed externalAuthType values; empty: any",
     ),
@@ -196,8 +204,18 @@ pub async fn set(pool: &mut DbPool<'_>, id: &str, key: &str, value: &str) -> App
             if value.chars().any(normalise::is_invisible) || value.len() > 320 {
                 return Err(bad("mail.from must be one line of at most 320 characters"));
             }
+            // The sender the worker composes from it must be one it can send with.
+            if let Some(from) = optional(value)
+                && let Err(e) = crate::mail::address::parse_from_setting(&from)
+            {
+                return Err(bad(format!(
+                    "mail.from: {e} (expected 'Name <address>' or an address)"
+                )));
+            }
             app.mail_from = optional(value);
         }
+        "mail.per_address_per_hour" => app.mail_per_address_per_hour = int(value, key, 0..=1000)?,
+        "mail.per_app_per_hour" => app.mail_per_app_per_hour = int(value, key, 0..=1_000_000)?,
         "external_auth_types" => {
             let mut types = Vec::new();
             for t in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
@@ -289,6 +307,14 @@ pub fn describe(app: &App) -> Vec<(String, String)> {
         (
             "mail.from".into(),
             app.mail_from.clone().unwrap_or_default(),
+        ),
+        (
+            "mail.per_address_per_hour".into(),
+            app.mail_per_address_per_hour.to_string(),
+        ),
+        (
+            "mail.per_app_per_hour".into(),
+            app.mail_per_app_per_hour.to_string(),
         ),
         ("external_auth_types".into(), types.join(",")),
         (

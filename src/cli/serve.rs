@@ -12,6 +12,11 @@ pub(super) async fn serve(args: ServeArgs, log_format: LogFormat) -> anyhow::Res
             "no JWT key configured: set USERSVC_JWT_SECRET, USERSVC_JWT_KEYS_FILE or USERSVC_JWT_JWKS_URL (a development key is only made for the embedded database)"
         );
     }
+    if args.db.database_url.is_some() && args.link_key.is_none() {
+        anyhow::bail!(
+            "no link key configured: set USERSVC_LINK_KEY to a secret of at least 32 bytes, the same for every instance on this database (reset links are derived from it, and it is never stored in the database); a development key is only made for the embedded database"
+        );
+    }
     let (url, pg) = super::open_database(&args.db).await?;
     let result = serve_on(&args, &url, log_format).await;
     super::stop(pg).await;
@@ -46,6 +51,10 @@ async fn serve_on(args: &ServeArgs, url: &str, log_format: LogFormat) -> anyhow:
         }
         None => None,
     };
+    let link_key = match &args.link_key {
+        Some(key) => key.clone(),
+        None => load_or_create_dev_key(&args.db.dev_link_key_path())?,
+    };
     let running = crate::server::start(crate::server::ServerConfig {
         db: args.db_settings(url.to_owned()),
         verifier,
@@ -53,7 +62,7 @@ async fn serve_on(args: &ServeArgs, url: &str, log_format: LogFormat) -> anyhow:
         http: args.http(),
         listen: args.listen.clone(),
         hash_concurrency: args.hash_concurrency(),
-        mail: args.mail(),
+        mail: args.mail(link_key.into_bytes()),
     })
     .await?;
     banner(&running.addr.to_string(), dev_token.as_ref(), log_format);

@@ -53,6 +53,8 @@ pub async fn update_settings(conn: &mut AsyncPgConnection, app: &App) -> QueryRe
             apps::mail_from.eq(&app.mail_from),
             apps::external_auth_types.eq(&app.external_auth_types),
             apps::public_url.eq(&app.public_url),
+            apps::mail_per_address_per_hour.eq(app.mail_per_address_per_hour),
+            apps::mail_per_app_per_hour.eq(app.mail_per_app_per_hour),
             apps::updated_at.eq(diesel::dsl::now),
         ))
         .returning(App::as_returning())

@@ -33,6 +33,10 @@ pub struct App {
     pub public_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Mails one recipient address (normalised) may be sent per hour, cc and bcc counted.
+    pub mail_per_address_per_hour: i32,
+    /// Mails (recipients) the whole app may send per hour.
+    pub mail_per_app_per_hour: i32,
 }
 
 /// A new tenant; settings take their column defaults.
@@ -212,6 +216,8 @@ pub struct OutboxMessage {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
+    /// The claim that holds the message now (a fresh one per claim).
+    pub lease_token: Option<Uuid>,
 }
 
 /// A message to queue.
@@ -226,6 +232,10 @@ pub struct NewOutboxMessage<'a> {
     pub recipient: &'a str,
     pub template_id: Option<&'a str>,
     pub params: serde_json::Value,
+    /// `QUEUED`, or `DROPPED` for a notice recorded but not sent.
+    pub status: &'a str,
+    /// Why a message was dropped when it was asked for.
+    pub last_error: Option<&'a str>,
 }
 
 /// The kinds of identity, as stored in `identities.kind`.

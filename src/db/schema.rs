@@ -18,6 +18,8 @@ diesel::table! {
         public_url -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        mail_per_address_per_hour -> Int4,
+        mail_per_app_per_hour -> Int4,
     }
 }
 
@@ -90,6 +92,17 @@ diesel::table! {
         last_error -> Nullable<Text>,
         created_at -> Timestamptz,
         sent_at -> Nullable<Timestamptz>,
+        lease_token -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    outbox_recipients (app_id, message_id, position) {
+        app_id -> Text,
+        message_id -> Uuid,
+        position -> Int2,
+        address_key -> Text,
+        created_at -> Timestamptz,
     }
 }
 
@@ -135,6 +148,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     identities,
     one_time_tokens,
     outbox,
+    outbox_recipients,
     profiles,
     server_secrets,
 );

@@ -69,6 +69,59 @@ pub async fn issue(
     }
 }
 
+/// Stores the token of a mailed link unless it is stored already (a retry of the same message
+/// derives the same token), without touching the profile's other links: a link replaces the
+/// older ones only once it has been delivered ([`revoke_older`]). `created_at` is when the
+/// link was asked for, which orders it among the profile's links. Returns the stored row,
+/// whatever state it is in now.
+pub async fn insert_once(
+    conn: &mut AsyncPgConnection,
+    token: &NewToken<'_>,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    created_at: chrono::DateTime<chrono::Utc>,
+) -> QueryResult<OneTimeToken> {
+    diesel::insert_into(one_time_tokens::table)
+        .values((
+            one_time_tokens::token_hash.eq(token.token_hash),
+            one_time_tokens::app_id.eq(token.app_id),
+            one_time_tokens::profile_id.eq(token.profile_id),
+            one_time_tokens::purpose.eq(token.purpose),
+            one_time_tokens::identity_kind.eq(token.identity_kind),
+            one_time_tokens::expires_at.eq(expires_at),
+            one_time_tokens::created_at.eq(created_at),
+        ))
+        .on_conflict(one_time_tokens::token_hash)
+        .do_nothing()
+        .execute(conn)
+        .await?;
+    find(conn, token.token_hash)
+        .await?
+        .ok_or(diesel::result::Error::NotFound)
+}
+
+/// Revokes a profile's live tokens of `purpose` that were asked for before `before`, except
+/// `keep`: a newer link was delivered and replaces them. Newer ones stay.
+pub async fn revoke_older(
+    conn: &mut AsyncPgConnection,
+    app_id: &str,
+    profile_id: Uuid,
+    purpose: &str,
+    keep: &[u8],
+    before: chrono::DateTime<chrono::Utc>,
+) -> QueryResult<usize> {
+    diesel::update(one_time_tokens::table)
+        .filter(one_time_tokens::app_id.eq(app_id))
+        .filter(one_time_tokens::profile_id.eq(profile_id))
+        .filter(one_time_tokens::purpose.eq(purpose))
+        .filter(one_time_tokens::used_at.is_null())
+        .filter(one_time_tokens::revoked_at.is_null())
+        .filter(one_time_tokens::token_hash.ne(keep))
+        .filter(one_time_tokens::created_at.lt(before))
+        .set(one_time_tokens::revoked_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await
+}
+
 /// Revokes a profile's live tokens (of one purpose, or all).
 pub async fn revoke(
     conn: &mut AsyncPgConnection,
@@ -103,17 +156,21 @@ pub async fn find(
         .optional()
 }
 
-/// Whether a token is usable now, by the database clock.
-pub async fn is_live(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        one_time_tokens::table
-            .filter(one_time_tokens::token_hash.eq(token_hash))
-            .filter(one_time_tokens::used_at.is_null())
-            .filter(one_time_tokens::revoked_at.is_null())
-            .filter(one_time_tokens::expires_at.gt(diesel::dsl::now)),
-    ))
-    .get_result(conn)
-    .await
+/// A token by its hash and whether it has expired by the database clock, read together: a
+/// token revoked or used meanwhile is seen in one state, never half in each.
+pub async fn find_with_expiry(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+) -> QueryResult<Option<(OneTimeToken, bool)>> {
+    one_time_tokens::table
+        .find(token_hash)
+        .select((
+            OneTimeToken::as_select(),
+            one_time_tokens::expires_at.le(diesel::dsl::now),
+        ))
+        .first(conn)
+        .await
+        .optional()
 }
 
 /// Consumes a live token of `purpose` in one guarded statement: of any number of concurrent

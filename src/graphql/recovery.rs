@@ -33,9 +33,12 @@ pub struct EmailServiceParams {
     pub reply_to_address: Option<String>,
     /// Reply-to name; invalid → `INVALID_REPLY_TO_NAME`.
     pub reply_to_name: Option<String>,
-    /// Copy recipients (at most 10).
+    /// Copy recipients (at most 10), shown in the Cc header. They never receive the live link:
+    /// they get a separate copy of the mail in which the link is replaced by a short note that
+    /// it went to the account's own address. Each counts against the app's mail limits.
     pub cc: Option<Vec<String>>,
-    /// Blind copy recipients (at most 10).
+    /// Blind copy recipients (at most 10), in no header. Like cc, they get the copy without the
+    /// live link, and each counts against the app's mail limits.
     pub bcc: Option<Vec<String>>,
     /// Labels recorded with the message (header `X-Usersvc-Categories` and the audit trail); no
     /// effect on delivery.

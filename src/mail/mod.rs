@@ -1,15 +1,19 @@
 //! Mail: templates (minijinja), strict sender/recipient checks, the SMTP or file transport, and
 //! the durable outbox with its workers.
 //!
-//! A mutation that sends mail only writes a row to the outbox, in its own transaction; workers
-//! in every `serve` process claim due rows (`FOR UPDATE SKIP LOCKED` with a lease), render and
-//! send them with no database connection held, retry with backoff and give up after a number of
-//! attempts, recording why. An SMTP server that is down, slow or refusing never makes a
-//! mutation fail or wait.
+//! A mutation that sends mail only writes a row to the outbox, in its own transaction, through
+//! [`queue`] (which checks the sender and the app's limits first); workers in every `serve`
+//! process claim due rows one at a time (`FOR UPDATE SKIP LOCKED` with a lease they renew while
+//! they work), render and send them with no database connection held, retry with backoff and
+//! give up after a number of attempts, recording why. An SMTP server that is down, slow or
+//! refusing never makes a mutation fail or wait.
 
 pub mod address;
+pub mod envelope;
 pub mod outbox;
 pub mod params;
+mod prepare;
+pub mod queue;
 pub mod status;
 pub mod templates;
 pub mod transport;
@@ -19,6 +23,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::db::models::App;
+pub use crate::links::LinkKey;
 
 /// How the server sends mail, as configured.
 #[derive(Debug, Clone)]
@@ -41,6 +46,9 @@ pub struct MailConfig {
     pub lease: std::time::Duration,
     /// Whether this process runs an outbox worker.
     pub worker: bool,
+    /// The secret mail links are derived from (`USERSVC_LINK_KEY`), at least 32 bytes: the same
+    /// for every instance on a database, so that a retry by any of them sends the same link.
+    pub link_key: Vec<u8>,
 }
 
 /// How mail is sent and retried.
@@ -62,12 +70,18 @@ pub struct MailSettings {
     pub poll_interval: Duration,
     /// Wakes the local worker when a message is queued.
     pub wake: Notify,
+    /// The secret mail links are derived from.
+    pub link_key: LinkKey,
 }
 
 impl MailSettings {
     /// Settings with the defaults: 8 attempts, retries from 5 s doubling to 10 min, 60 s lease,
     /// 1 s poll.
-    pub fn new(public_url: String, default_from: lettre::message::Mailbox) -> Self {
+    pub fn new(
+        public_url: String,
+        default_from: lettre::message::Mailbox,
+        link_key: LinkKey,
+    ) -> Self {
         MailSettings {
             public_url: public_url.trim_end_matches('/').to_owned(),
             default_from,
@@ -77,6 +91,7 @@ impl MailSettings {
             lease: Duration::from_secs(60),
             poll_interval: Duration::from_secs(1),
             wake: Notify::new(),
+            link_key,
         }
     }
 

@@ -1,29 +1,32 @@
-//! The outbox workers: claim due messages, prepare them (mint the reset link now, check the
-//! profile still exists, render the template), send them with no connection held, and record
-//! the outcome.
+//! The outbox workers: claim due messages one at a time, prepare each (see
+//! [`super::prepare`]), send it with no connection held, and record the outcome.
 //!
-//! Delivery is at least once: a worker that dies after the SMTP server accepted a message but
-//! before recording it leaves the message to be sent again when its lease runs out. A live
-//! link is never stored: reset links are minted here, just before sending (replacing any older
-//! link of the profile), and only their hash is kept.
+//! Any number of `serve` instances may share one outbox. A claim takes one message for a
+//! lease under a fresh lease token, and renews the lease while it works, so a message is worked
+//! by one instance at a time however slow the SMTP server is (each send is bounded by the SMTP
+//! timeout); only the claim that still holds the message records its outcome. Delivery is at
+//! least once: a worker that dies after the SMTP server accepted a message but before recording
+//! it leaves the message to be sent again when its lease runs out — with the same link, which
+//! is derived from the message. A reset link replaces the profile's older links only once it
+//! has been delivered, and a failed send revokes nothing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use chrono::Utc;
-use serde_json::{Map, Value, json};
+use diesel_async::AsyncConnection;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 use super::MailSettings;
-use super::address;
-use super::templates::{self, Builtin, TemplateSource};
-use super::transport::{OutgoingMail, Transport};
-use crate::db::models::IdentityKind;
-use crate::db::models::{App, OutboxMessage};
-use crate::db::tokens::{Expiry, NewToken};
+use super::prepare::{self, MailedLink, Prepared, Ready};
+use super::transport::{SendError, Transport};
+use crate::db::models::OutboxMessage;
 use crate::db::{self, Db};
-use crate::error::AppResult;
-use crate::mail::params::StoredParams;
+use crate::error::{AppError, AppResult};
+
+/// Most messages one [`Worker::tick`] handles before it looks at its shutdown signal again.
+const TICK_MESSAGES: usize = 16;
 
 /// What a message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +52,8 @@ impl Kind {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    /// The kind a stored name stands for.
+    pub fn parse(s: &str) -> Option<Self> {
         [
             Kind::PasswordReset,
             Kind::AccountCreated,
@@ -61,18 +65,49 @@ impl Kind {
     }
 }
 
+/// Keeps renewing a claim's lease until it is dropped.
+struct Renewal(JoinHandle<()>);
+
+impl Renewal {
+    fn start(db: Db, msg: &OutboxMessage, lease_token: Uuid, lease: Duration) -> Renewal {
+        let (app_id, message_id) = (msg.app_id.clone(), msg.message_id);
+        let every = (lease / 3).max(Duration::from_millis(10));
+        Renewal(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let renewed = match db.conn().await {
+                    Ok(mut conn) => {
+                        db::outbox::renew(&mut conn, &app_id, message_id, lease_token, lease).await
+                    }
+                    Err(e) => {
+                        tracing::warn!(message_id = %message_id, error = ?e, "outbox: could not renew a lease");
+                        continue;
+                    }
+                };
+                match renewed {
+                    Ok(true) => {}
+                    Ok(false) => return, // dropped, recorded, or taken over
+                    Err(e) => {
+                        tracing::warn!(message_id = %message_id, error = ?e, "outbox: could not renew a lease");
+                    }
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A worker: one per `serve` process (several processes share the outbox safely).
 #[derive(Clone)]
 pub struct Worker {
     db: Db,
     transport: Arc<Transport>,
     settings: Arc<MailSettings>,
-}
-
-enum Prepared {
-    Send(Box<OutgoingMail>),
-    Drop(&'static str),
-    Fail(String),
 }
 
 impl Worker {
@@ -111,243 +146,136 @@ impl Worker {
         })
     }
 
-    /// Claims one batch of due messages and handles each; returns how many.
+    /// Claims due messages one at a time and handles each, until none is due (or a few have
+    /// been handled); returns how many.
     pub async fn tick(&self) -> AppResult<usize> {
-        let batch = {
-            let mut conn = self.db.conn().await?;
-            db::outbox::claim(&mut conn, 16, self.settings.lease).await?
-        };
-        let n = batch.len();
-        for msg in batch {
-            if let Err(e) = self.handle(&msg).await {
+        let mut handled = 0;
+        while handled < TICK_MESSAGES {
+            let lease_token = Uuid::new_v4();
+            let claimed = async {
+                let mut conn = self.db.conn().await?;
+                let claimed =
+                    db::outbox::claim(&mut conn, 1, self.settings.lease, lease_token).await?;
+                Ok::<_, AppError>(claimed)
+            }
+            .await;
+            let msg = match claimed {
+                Ok(batch) => match batch.into_iter().next() {
+                    Some(msg) => msg,
+                    None => break,
+                },
+                Err(e) if handled == 0 => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = ?e, "outbox: could not claim messages");
+                    break;
+                }
+            };
+            handled += 1;
+            let _renewal = Renewal::start(self.db.clone(), &msg, lease_token, self.settings.lease);
+            if let Err(e) = self.handle(&msg, lease_token).await {
                 // The lease brings it back; nothing is lost.
                 tracing::warn!(message_id = %msg.message_id, error = ?e, "outbox: message left for a later attempt");
             }
         }
-        Ok(n)
+        Ok(handled)
     }
 
-    async fn handle(&self, msg: &OutboxMessage) -> AppResult<()> {
-        let prepared = self.prepare(msg).await?;
-        let mail = match prepared {
-            Prepared::Send(mail) => mail,
+    async fn handle(&self, msg: &OutboxMessage, lease_token: Uuid) -> AppResult<()> {
+        let (app_id, id) = (msg.app_id.as_str(), msg.message_id);
+        let ready = match prepare::prepare(&self.db, &self.settings, msg, lease_token).await? {
+            Prepared::Send(ready) => ready,
+            Prepared::Lost => {
+                tracing::info!(message_id = %id, "outbox: the message was taken over or dropped meanwhile");
+                return Ok(());
+            }
             Prepared::Drop(why) => {
                 let mut conn = self.db.conn().await?;
-                db::outbox::mark_dropped(&mut conn, &msg.app_id, msg.message_id, why).await?;
-                tracing::info!(message_id = %msg.message_id, why, "outbox: dropped");
+                if db::outbox::mark_dropped(&mut conn, app_id, id, lease_token, &why).await? {
+                    tracing::info!(message_id = %id, why, "outbox: dropped");
+                }
                 return Ok(());
             }
             Prepared::Fail(why) => {
                 let mut conn = self.db.conn().await?;
-                db::outbox::mark_failed(&mut conn, &msg.app_id, msg.message_id, &why, None).await?;
-                tracing::warn!(message_id = %msg.message_id, why, "outbox: given up");
+                if db::outbox::mark_failed(&mut conn, app_id, id, lease_token, &why, None).await? {
+                    tracing::warn!(message_id = %id, why, "outbox: given up");
+                }
                 return Ok(());
             }
         };
-        let result = self.transport.send(&mail).await;
-        let mut conn = self.db.conn().await?;
-        match result {
-            Ok(()) => {
-                db::outbox::mark_sent(&mut conn, &msg.app_id, msg.message_id).await?;
-                metrics::counter!("usersvc_mail_sent_total", "kind" => msg.kind.clone())
-                    .increment(1);
-                tracing::info!(message_id = %msg.message_id, kind = %msg.kind, "outbox: sent");
+        // The copy first: when it cannot go yet, the account's own mail waits with it, so that
+        // a retry never sends the account a second mail because of its cc recipients.
+        let mut note = None;
+        if let Some(copy) = &ready.copy {
+            match self.transport.send(copy).await {
+                Ok(()) => {}
+                Err(e) if e.permanent => {
+                    tracing::warn!(message_id = %id, error = %e.message, "outbox: the cc/bcc copy was refused");
+                    note = Some(format!("the cc/bcc copy was refused: {}", e.message));
+                }
+                Err(e) => return self.failed(msg, lease_token, e).await,
             }
-            Err(e) => {
-                let give_up = e.permanent || msg.attempts >= self.settings.max_attempts;
-                let delay = (!give_up).then(|| self.settings.backoff(msg.attempts));
-                db::outbox::mark_failed(&mut conn, &msg.app_id, msg.message_id, &e.message, delay)
-                    .await?;
-                if let Some(p) = msg
-                    .profile_id
-                    .filter(|_| give_up && msg.kind == Kind::PasswordReset.as_str())
+        }
+        match self.transport.send(&ready.primary).await {
+            Ok(()) => self.sent(msg, lease_token, &ready, note.as_deref()).await,
+            Err(e) => self.failed(msg, lease_token, e).await,
+        }
+    }
+
+    /// Records a delivery; a reset link now replaces the profile's older links and queued
+    /// resets.
+    async fn sent(
+        &self,
+        msg: &OutboxMessage,
+        lease_token: Uuid,
+        ready: &Ready,
+        note: Option<&str>,
+    ) -> AppResult<()> {
+        let (app_id, id) = (msg.app_id.as_str(), msg.message_id);
+        let mut conn = self.db.conn().await?;
+        let recorded = conn
+            .transaction::<_, AppError, _>(async |conn| {
+                if !db::outbox::mark_sent(conn, app_id, id, lease_token, note).await? {
+                    return Ok(false);
+                }
+                if let Some(MailedLink {
+                    profile_id,
+                    hash,
+                    asked_at,
+                }) = &ready.link
                 {
-                    // The link of a mail that will never arrive is of no use to anyone.
-                    db::tokens::revoke(&mut conn, &msg.app_id, p, Some(db::tokens::PASSWORD_RESET))
+                    let purpose = db::tokens::PASSWORD_RESET;
+                    db::tokens::revoke_older(conn, app_id, *profile_id, purpose, hash, *asked_at)
+                        .await?;
+                    let why = "superseded by a newer reset mail";
+                    db::outbox::drop_older_resets(conn, app_id, *profile_id, *asked_at, why)
                         .await?;
                 }
-                metrics::counter!("usersvc_mail_failures_total", "kind" => msg.kind.clone(), "final" => give_up.to_string())
-                    .increment(1);
-                tracing::warn!(message_id = %msg.message_id, attempts = msg.attempts, give_up, error = %e.message, "outbox: send failed");
-            }
+                Ok(true)
+            })
+            .await?;
+        metrics::counter!("usersvc_mail_sent_total", "kind" => msg.kind.clone()).increment(1);
+        if recorded {
+            tracing::info!(message_id = %id, kind = %msg.kind, "outbox: sent");
+        } else {
+            // Another claim holds it now and will record its own outcome (with the same link).
+            tracing::warn!(message_id = %id, kind = %msg.kind, "outbox: sent, but the lease had run out");
         }
         Ok(())
     }
 
-    async fn prepare(&self, msg: &OutboxMessage) -> AppResult<Prepared> {
-        let Some(kind) = Kind::parse(&msg.kind) else {
-            return Ok(Prepared::Fail(format!("unknown kind {}", msg.kind)));
-        };
-        let params: StoredParams = serde_json::from_value(msg.params.clone()).unwrap_or_default();
+    /// Records a failed attempt: a retry after a backoff, or the end. Links are left alone: a
+    /// link the user already has keeps working.
+    async fn failed(&self, msg: &OutboxMessage, lease_token: Uuid, e: SendError) -> AppResult<()> {
+        let give_up = e.permanent || msg.attempts >= self.settings.max_attempts;
+        let delay = (!give_up).then(|| self.settings.backoff(msg.attempts));
         let mut conn = self.db.conn().await?;
-        let Some(app) = db::apps::find(&mut conn, &msg.app_id).await? else {
-            return Ok(Prepared::Drop("app deleted"));
-        };
-        let profile = match msg.profile_id {
-            Some(p) => match db::profiles::find(&mut conn, &msg.app_id, p).await? {
-                Some(profile) => Some(profile),
-                None => return Ok(Prepared::Drop("profile deleted")),
-            },
-            None => None,
-        };
-        let mut vars = params.variables.clone();
-        let ours: Map<String, Value> = json!({
-            "appName": app.name,
-            "appId": app.app_id,
-            "profileId": profile.as_ref().map(|p| p.profile_id).or(msg.profile_id),
-            "userName": profile.as_ref().and_then(|p| p.user_name.clone()),
-            "userEmail": msg.recipient,
-        })
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
-        // Caller variables first, ours on top: a caller cannot replace the link or the names.
-        for (k, v) in ours {
-            if !(v.is_null() && vars.contains_key(&k)) {
-                vars.insert(k, v);
-            }
-        }
-
-        if kind == Kind::PasswordReset {
-            let (Some(profile), Some(expires_at)) = (&profile, msg.token_expires_at) else {
-                return Ok(Prepared::Fail("reset without profile or expiry".into()));
-            };
-            let identity_kind = msg.identity_kind.as_deref().and_then(IdentityKind::parse);
-            let Some(identity_kind) = identity_kind else {
-                return Ok(Prepared::Fail("reset without identity kind".into()));
-            };
-            if expires_at <= Utc::now() {
-                return Ok(Prepared::Drop("link expired before it could be sent"));
-            }
-            let has_identity =
-                db::identities::for_profile(&mut conn, &msg.app_id, profile.profile_id)
-                    .await?
-                    .iter()
-                    .any(|i| i.kind == identity_kind.as_str());
-            if !has_identity {
-                return Ok(Prepared::Drop("identity removed"));
-            }
-            let (token, hash) = crate::links::new_token()?;
-            let token_row = NewToken {
-                app_id: &msg.app_id,
-                profile_id: profile.profile_id,
-                purpose: db::tokens::PASSWORD_RESET,
-                identity_kind: Some(identity_kind.as_str()),
-                token_hash: &hash,
-            };
-            db::tokens::issue(&mut conn, &token_row, Expiry::At(expires_at)).await?;
-            let ttl = (expires_at - msg.created_at).num_minutes();
-            vars.insert(
-                "webUrl".into(),
-                json!(crate::links::reset_url(
-                    self.settings.link_base(&app),
-                    &token
-                )),
-            );
-            vars.insert("expiresAt".into(), json!(expires_at.to_rfc3339()));
-            vars.insert("tokenTtlInMinutes".into(), json!(ttl));
-        }
-
-        let source = match self.source(&mut conn, &app, msg, kind, &params).await? {
-            Ok(s) => s,
-            Err(why) => return Ok(Prepared::Fail(why)),
-        };
-        drop(conn);
-        let content = match templates::render(&source, &Value::Object(vars)) {
-            Ok(c) => c,
-            Err(e) => return Ok(Prepared::Fail(format!("template: {e}"))),
-        };
-        match self.envelope(&app, msg, &params, content) {
-            Ok(mail) => Ok(Prepared::Send(Box::new(mail))),
-            Err(why) => Ok(Prepared::Fail(why)),
-        }
-    }
-
-    async fn source(
-        &self,
-        conn: &mut crate::db::Conn,
-        app: &App,
-        msg: &OutboxMessage,
-        kind: Kind,
-        params: &StoredParams,
-    ) -> AppResult<Result<TemplateSource, String>> {
-        let builtin = templates::builtin(match (kind, msg.identity_kind.as_deref()) {
-            (Kind::PasswordReset, Some("UNIVERSAL_ID")) => Builtin::PasswordResetUniversalId,
-            (Kind::PasswordReset, _) => Builtin::PasswordResetEmail,
-            (Kind::AccountCreated, _) => Builtin::AccountCreated,
-            (Kind::AccountDeleted, _) => Builtin::AccountDeleted,
-            (Kind::PasswordChanged, _) => Builtin::PasswordChanged,
-        });
-        if let Some(id) = &msg.template_id {
-            return Ok(match db::templates::find(conn, &app.app_id, id).await? {
-                Some(t) => Ok(TemplateSource {
-                    subject: t.subject,
-                    text: t.body_text,
-                    html: t.body_html,
-                }),
-                None => Err(format!("template {id} no longer exists")),
-            });
-        }
-        if params.subject.is_some() || params.body.is_some() {
-            let subject = params.subject.clone().unwrap_or(builtin.subject.clone());
-            return Ok(Ok(match (&params.body, params.use_html) {
-                (Some(body), true) => TemplateSource {
-                    subject,
-                    text: builtin.text,
-                    html: Some(body.clone()),
-                },
-                (Some(body), false) => TemplateSource {
-                    subject,
-                    text: body.clone(),
-                    html: None,
-                },
-                (None, _) => TemplateSource { subject, ..builtin },
-            }));
-        }
-        Ok(Ok(builtin))
-    }
-
-    fn envelope(
-        &self,
-        app: &App,
-        msg: &OutboxMessage,
-        params: &StoredParams,
-        content: templates::Rendered,
-    ) -> Result<OutgoingMail, String> {
-        let default_from = match &app.mail_from {
-            Some(s) => address::parse_from_setting(s).map_err(|e| format!("app mail.from: {e}"))?,
-            None => self.settings.default_from.clone(),
-        };
-        let from = match (&params.from_address, &params.from_name) {
-            (Some(a), name) => {
-                address::mailbox(a, name.as_deref()).map_err(|e| format!("fromAddress: {e}"))?
-            }
-            (None, Some(name)) => address::mailbox(default_from.email.as_ref(), Some(name))
-                .map_err(|e| format!("fromName: {e}"))?,
-            (None, None) => default_from,
-        };
-        let reply_to = match &params.reply_to_address {
-            Some(a) => Some(
-                address::mailbox(a, params.reply_to_name.as_deref())
-                    .map_err(|e| format!("replyToAddress: {e}"))?,
-            ),
-            None => None,
-        };
-        let list = |v: &[String]| -> Result<Vec<_>, String> {
-            v.iter()
-                .map(|a| address::mailbox(a, None).map_err(|e| format!("cc/bcc: {e}")))
-                .collect()
-        };
-        let to = address::mailbox(&msg.recipient, None).map_err(|e| format!("recipient: {e}"))?;
-        Ok(OutgoingMail {
-            message_id: msg.message_id.to_string(),
-            from,
-            reply_to,
-            to,
-            cc: list(&params.cc)?,
-            bcc: list(&params.bcc)?,
-            categories: params.categories.clone(),
-            content,
-        })
+        let (app_id, id) = (msg.app_id.as_str(), msg.message_id);
+        let recorded =
+            db::outbox::mark_failed(&mut conn, app_id, id, lease_token, &e.message, delay).await?;
+        metrics::counter!("usersvc_mail_failures_total", "kind" => msg.kind.clone(), "final" => give_up.to_string())
+            .increment(1);
+        tracing::warn!(message_id = %id, attempts = msg.attempts, give_up, recorded, error = %e.message, "outbox: send failed");
+        Ok(())
     }
 }

@@ -31,6 +31,9 @@ pub struct OutgoingMail {
     /// Recorded in `X-Usersvc-Categories`.
     pub categories: Vec<String>,
     pub content: Rendered,
+    /// Who gets this message when it is not everyone the headers name (the envelope): the
+    /// account alone for the mail with its link, or the cc/bcc recipients for their copy.
+    pub deliver_to: Option<Vec<lettre::Address>>,
 }
 
 /// A failed send. The message never contains the mail's body (it may hold a link).
@@ -109,6 +112,11 @@ pub fn build(mail: &OutgoingMail) -> Result<Message, SendError> {
         .collect();
     if !categories.is_empty() {
         b = b.header(Categories(categories.join(",")));
+    }
+    if let Some(to) = &mail.deliver_to {
+        let envelope = lettre::address::Envelope::new(Some(mail.from.email.clone()), to.clone())
+            .map_err(|e| permanent(&e))?;
+        b = b.envelope(envelope);
     }
     let text = mail.content.text.clone();
     let msg = match &mail.content.html {
@@ -207,6 +215,7 @@ mod tests {
                 text: "link: https://x.example/?token=abc".into(),
                 html: Some("<p>hi</p>".into()),
             },
+            deliver_to: None,
         }
     }
 
@@ -222,6 +231,26 @@ mod tests {
         );
         assert!(raw.contains("Message-ID: <0198-abc@usersvc>"));
         assert!(raw.contains("multipart/alternative"));
+    }
+
+    #[test]
+    fn an_explicit_envelope_decides_who_gets_a_message() {
+        let mut mail = sample();
+        assert_eq!(build(&mail).unwrap().envelope().to().len(), 3);
+        mail.deliver_to = Some(vec!["to@example.com".parse().unwrap()]);
+        let msg = build(&mail).unwrap();
+        let to: Vec<String> = msg
+            .envelope()
+            .to()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(to, ["to@example.com"]);
+        let raw = String::from_utf8(msg.formatted()).unwrap();
+        assert!(
+            raw.contains("Cc: cc@example.com"),
+            "the headers stay: {raw}"
+        );
     }
 
     #[tokio::test]

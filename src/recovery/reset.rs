@@ -8,12 +8,13 @@ use uuid::Uuid;
 
 use super::check_ttl;
 use crate::auth::Caller;
-use crate::db::models::{Identity, IdentityKind, NewOutboxMessage, Profile};
+use crate::db::models::{Identity, IdentityKind, Profile};
 use crate::db::tokens::{Expiry, NewToken};
 use crate::db::{self, DbPool, get_conn};
 use crate::error::{AppError, AppResult};
 use crate::links::{self, new_token};
-use crate::mail::params::{self, ServiceParams};
+use crate::mail::params::{self, ServiceParams, StoredParams};
+use crate::mail::queue::{NewMail, OverLimit, queue};
 use crate::mail::{MailSettings, outbox::Kind};
 use crate::passwords::{Hasher, MAX_PASSWORD_BYTES, Policy};
 use crate::users::{audit, caller_app, parse_profile_id};
@@ -107,22 +108,23 @@ pub async fn send_reset(
                 )));
             }
             let ttl = ttl.unwrap_or(app.reset_ttl_minutes);
-            let message_id = Uuid::now_v7();
-            let row = db::outbox::insert(
+            let row = queue(
                 conn,
-                &NewOutboxMessage {
-                    app_id: &app.app_id,
-                    message_id,
+                mail,
+                NewMail {
+                    app: &app,
                     profile_id: Some(id),
-                    kind: Kind::PasswordReset.as_str(),
-                    identity_kind: Some(kind.as_str()),
+                    kind: Kind::PasswordReset,
+                    identity_kind: Some(kind),
                     recipient: &recipient,
                     template_id: template_id.as_deref(),
-                    params: serde_json::to_value(&stored).map_err(AppError::internal)?,
+                    params: &stored,
+                    token_ttl_minutes: Some(ttl),
                 },
-                Some(ttl),
+                OverLimit::Refuse,
             )
             .await?;
+            let message_id = row.message_id;
             let operation = match via {
                 ResetVia::Email => "sendPasswordResetEmail",
                 ResetVia::UniversalId => "sendPasswordResetUniversalId",
@@ -198,6 +200,15 @@ pub async fn create_reset_url(
             token_hash: &hash,
         };
         let row = db::tokens::issue(conn, &token_row, Expiry::InMinutes(ttl)).await?;
+        // Reset mails still queued would carry older links than this one.
+        db::outbox::drop_older_resets(
+            conn,
+            &app.app_id,
+            id,
+            row.created_at,
+            "superseded by a newer reset link",
+        )
+        .await?;
         let details = json!({ "identityType": kind.as_str(), "tokenTtlInMinutes": ttl });
         audit(conn, caller, id, "createPasswordResetUrl", details).await?;
         Ok(Link {
@@ -210,9 +221,11 @@ pub async fn create_reset_url(
 
 /// Writes a new password hash to a profile's identity and does what every password change
 /// does, inside the caller's transaction: revoke the profile's live links, drop its queued
-/// reset mails, queue a "password changed" notice, write the audit event (`operation`).
+/// reset mails, queue a "password changed" notice (recorded unsent when it is over a mail
+/// limit: the change itself must not fail for it), write the audit event (`operation`).
 pub(crate) async fn write_password(
     conn: &mut AsyncPgConnection,
+    mail: &MailSettings,
     caller: &Caller,
     profile: &Profile,
     kind: IdentityKind,
@@ -235,19 +248,23 @@ pub(crate) async fn write_password(
     )
     .await?;
     if let Some(to) = &profile.contact_email {
-        db::outbox::insert(
+        let app = db::apps::find(conn, app_id)
+            .await?
+            .ok_or(AppError::ProfileNotFound)?;
+        queue(
             conn,
-            &NewOutboxMessage {
-                app_id,
-                message_id: Uuid::now_v7(),
+            mail,
+            NewMail {
+                app: &app,
                 profile_id: Some(profile.profile_id),
-                kind: Kind::PasswordChanged.as_str(),
+                kind: Kind::PasswordChanged,
                 identity_kind: None,
                 recipient: to,
                 template_id: None,
-                params: json!({}),
+                params: &StoredParams::default(),
+                token_ttl_minutes: None,
             },
-            None,
+            OverLimit::Record,
         )
         .await?;
     }
@@ -296,7 +313,7 @@ pub async fn set_password(
         .transaction::<_, AppError, _>(async |conn| {
             let app = caller_app(conn, caller).await?;
             let (profile, _) = locked_profile(conn, &app.app_id, id).await?;
-            write_password(conn, caller, &profile, kind, &hash, "setPassword").await?;
+            write_password(conn, mail, caller, &profile, kind, &hash, "setPassword").await?;
             let ids = db::identities::for_profile(conn, &app.app_id, id).await?;
             Ok((profile, ids))
         })

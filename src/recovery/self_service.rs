@@ -7,10 +7,12 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::db::models::{IdentityKind, NewOutboxMessage, OneTimeToken};
+use crate::db::models::{IdentityKind, OneTimeToken};
 use crate::db::{self, DbPool, get_conn};
 use crate::error::{AppError, AppResult, DeadLink};
 use crate::links::{hash_token, plausible_token};
+use crate::mail::params::StoredParams;
+use crate::mail::queue::{NewMail, OverLimit, queue};
 use crate::mail::{MailSettings, outbox::Kind};
 use crate::passwords::{Hasher, MAX_PASSWORD_BYTES, Policy};
 
@@ -24,21 +26,22 @@ async fn live_token(
         return Err(AppError::DeadLink(DeadLink::Unknown));
     }
     let hash = hash_token(token);
-    let Some(row) = db::tokens::find(conn, &hash)
+    // One read decides: a link revoked while it is looked at is either still live or revoked,
+    // never taken for expired.
+    let Some((row, expired)) = db::tokens::find_with_expiry(conn, &hash)
         .await?
-        .filter(|r| r.purpose == purpose)
+        .filter(|(r, _)| r.purpose == purpose)
     else {
         return Err(AppError::DeadLink(DeadLink::Unknown));
     };
-    if db::tokens::is_live(conn, &hash).await? {
-        return Ok(row);
-    }
     Err(AppError::DeadLink(if row.used_at.is_some() {
         DeadLink::Used
     } else if row.revoked_at.is_some() {
         DeadLink::Revoked
-    } else {
+    } else if expired {
         DeadLink::Expired
+    } else {
+        return Ok(row);
     }))
 }
 
@@ -128,8 +131,16 @@ pub async fn complete_reset(
                 .await?
                 .ok_or(AppError::ProfileNotFound)?;
             let caller = Caller::system(row.app_id.clone(), "self-service");
-            super::reset::write_password(conn, &caller, &profile, kind, &phc, "resetPassword")
-                .await?;
+            super::reset::write_password(
+                conn,
+                mail,
+                &caller,
+                &profile,
+                kind,
+                &phc,
+                "resetPassword",
+            )
+            .await?;
             Ok(true)
         })
         .await?;
@@ -210,23 +221,32 @@ pub async fn complete_deletion(
                 true,
             )
             .await?;
-            if let Some(to) = profile.as_ref().and_then(|p| p.contact_email.clone()) {
-                db::outbox::insert(
+            if let Some(to) = profile.as_ref().and_then(|p| p.contact_email.clone())
+                && let Some(app) = db::apps::find(conn, &row.app_id).await?
+            {
+                let variables = json!({
+                    "profileId": row.profile_id,
+                    "userName": profile.as_ref().and_then(|p| p.user_name.clone()),
+                });
+                let params = StoredParams {
+                    variables: variables.as_object().cloned().unwrap_or_default(),
+                    ..StoredParams::default()
+                };
+                // A notice of a change that has happened: over a limit it is recorded unsent.
+                queue(
                     conn,
-                    &NewOutboxMessage {
-                        app_id: &row.app_id,
-                        message_id: Uuid::now_v7(),
+                    mail,
+                    NewMail {
+                        app: &app,
                         profile_id: None,
-                        kind: Kind::AccountDeleted.as_str(),
+                        kind: Kind::AccountDeleted,
                         identity_kind: None,
                         recipient: &to,
                         template_id: None,
-                        params: json!({ "variables": {
-                            "profileId": row.profile_id,
-                            "userName": profile.as_ref().and_then(|p| p.user_name.clone()),
-                        }}),
+                        params: &params,
+                        token_ttl_minutes: None,
                     },
-                    None,
+                    OverLimit::Record,
                 )
                 .await?;
             }

@@ -17,13 +17,13 @@ use super::caller_app;
 use super::fields::{ProfileFields, ValidFields};
 use crate::auth::Caller;
 use crate::db::models::IdentityKind;
-use crate::db::models::{
-    Identity, NewAuditEvent, NewIdentity, NewOutboxMessage, NewProfile, Profile,
-};
+use crate::db::models::{Identity, NewAuditEvent, NewIdentity, NewProfile, Profile};
 use crate::db::{self, DbPool, get_conn};
 use crate::error::{AppError, AppResult};
 use crate::mail::MailSettings;
 use crate::mail::outbox::Kind;
+use crate::mail::params::StoredParams;
+use crate::mail::queue::{NewMail, OverLimit, queue};
 use crate::normalise;
 use crate::passwords::{Hasher, MAX_PASSWORD_BYTES, Policy, random_secret};
 use crate::telemetry::current_request_id;
@@ -206,7 +206,7 @@ pub async fn create(
     let profile_id = Uuid::now_v7();
     let f = &c.fields;
     let result = conn
-        .transaction::<_, DieselError, _>(async move |conn| {
+        .transaction::<_, Refused, _>(async move |conn| {
             let profile = db::profiles::insert(
                 conn,
                 &NewProfile {
@@ -257,21 +257,24 @@ pub async fn create(
             )
             .await?;
             if let (Some(template), Some(to)) = (&f.notification_template_id, &f.contact_email) {
-                db::outbox::insert(
+                // Asked for by the caller: over a limit, the whole create fails (RATE_LIMITED).
+                queue(
                     conn,
-                    &NewOutboxMessage {
-                        app_id: &app.app_id,
-                        message_id: Uuid::now_v7(),
+                    mail,
+                    NewMail {
+                        app: &app,
                         profile_id: Some(profile_id),
-                        kind: Kind::AccountCreated.as_str(),
+                        kind: Kind::AccountCreated,
                         identity_kind: None,
                         recipient: to,
                         template_id: Some(template),
-                        params: json!({}),
+                        params: &StoredParams::default(),
+                        token_ttl_minutes: None,
                     },
-                    None,
+                    OverLimit::Refuse,
                 )
-                .await?;
+                .await
+                .map_err(Refused::App)?;
             }
             Ok(Created {
                 profile,
@@ -287,24 +290,39 @@ pub async fn create(
             tracing::info!(app_id = %caller.app_id, profile_id = %profile_id, kind = c.kind.as_str(), "created user");
             Ok(created)
         }
-        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info))
+        Err(Refused::App(e)) => Err(e),
+        Err(Refused::Db(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)))
             if info.constraint_name() == Some("identities_external_key") =>
         {
             Err(AppError::UserAlreadyExists)
         }
-        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info))
+        Err(Refused::Db(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)))
             if info.constraint_name() == Some("profiles_one_child_per_app") =>
         {
             Err(AppError::DuplicateChild)
         }
-        Err(DieselError::DatabaseError(DatabaseErrorKind::ForeignKeyViolation, info))
-            if info.constraint_name() == Some("profiles_parent_fkey") =>
-        {
+        Err(Refused::Db(DieselError::DatabaseError(
+            DatabaseErrorKind::ForeignKeyViolation,
+            info,
+        ))) if info.constraint_name() == Some("profiles_parent_fkey") => {
             Err(AppError::AppParentMismatch(
                 "parentProfileId does not name a profile of the parent app",
             ))
         }
-        Err(e) => Err(e.into()),
+        Err(Refused::Db(e)) => Err(e.into()),
+    }
+}
+
+/// Why the create's transaction rolled back: the database refused (a taken identity, a parent
+/// that went away, …), or the welcome mail could not be queued.
+enum Refused {
+    Db(DieselError),
+    App(AppError),
+}
+
+impl From<DieselError> for Refused {
+    fn from(e: DieselError) -> Self {
+        Refused::Db(e)
     }
 }
 

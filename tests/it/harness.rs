@@ -262,6 +262,12 @@ pub struct Options {
     pub mail_worker: bool,
     /// Mail lease (a claimed message comes due again after it).
     pub mail_lease: Duration,
+    /// The server's default sender (USERSVC_MAIL_FROM).
+    pub mail_from: String,
+    /// The SMTP timeout (of one whole send).
+    pub smtp_timeout: Duration,
+    /// The link key (USERSVC_LINK_KEY).
+    pub link_key: Vec<u8>,
 }
 
 impl Default for Options {
@@ -280,9 +286,15 @@ impl Default for Options {
             smtp_url: None,
             mail_worker: true,
             mail_lease: Duration::from_secs(30),
+            mail_from: "Test Service <no-reply@usersvc.test>".into(),
+            smtp_timeout: Duration::from_secs(2),
+            link_key: LINK_KEY.to_vec(),
         }
     }
 }
+
+/// The link key every test server shares unless a test says otherwise.
+pub const LINK_KEY: &[u8] = b"test-link-key-that-is-long-enough-0123456789";
 
 /// A running server on its own fresh database.
 pub struct TestApp {
@@ -326,47 +338,12 @@ impl TestApp {
             .await
             .expect("clone the template");
         let db_url = c.url(&db_name);
-        let verifier = Verifier::new(JwtSettings {
-            secret: Some(SECRET.to_owned()),
-            keys_file: opts.keys_file.clone(),
-            jwks_url: opts.jwks_url.clone(),
-            issuer: ISSUER.to_owned(),
-            audience: AUDIENCE.to_owned(),
-            leeway_secs: opts.leeway,
-            max_ttl_secs: opts.max_ttl_secs,
-            clock: opts.clock.clone(),
-        })
-        .await
-        .expect("verifier");
-        let db_settings = DbSettings {
-            url: db_url.clone(),
-            max_size: 8,
-            acquire_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(5),
-        };
-        let db = Db::new(&db_settings).expect("pool");
         let mail_dir = std::env::temp_dir().join(format!("usersvc-mail-{db_name}"));
-        let running = server::start(ServerConfig {
-            db: db_settings,
-            verifier,
-            limits: opts.limits,
-            http: opts.http,
-            listen: "127.0.0.1:0".into(),
-            hash_concurrency: 2,
-            mail: MailConfig {
-                public_url: None,
-                from: "Test Service <no-reply@usersvc.test>".into(),
-                smtp_url: opts.smtp_url.clone(),
-                mail_dir: mail_dir.clone(),
-                smtp_timeout: Duration::from_secs(2),
-                max_attempts: 50,
-                retry_base: Duration::from_millis(100),
-                lease: opts.mail_lease,
-                worker: opts.mail_worker,
-            },
-        })
-        .await
-        .expect("start the server");
+        let db_settings = db_settings(&db_url);
+        let db = Db::new(&db_settings).expect("pool");
+        let running = start_server(&db_url, mail_dir.clone(), opts)
+            .await
+            .expect("start the server");
         let app = TestApp {
             base: format!("http://{}", running.addr),
             db_url,
@@ -462,6 +439,67 @@ impl TestApp {
         AsyncPgConnection::establish(&self.db_url)
             .await
             .expect("connect")
+    }
+}
+
+fn db_settings(db_url: &str) -> DbSettings {
+    DbSettings {
+        url: db_url.to_owned(),
+        max_size: 8,
+        acquire_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(5),
+    }
+}
+
+/// Starts a server on an existing test database.
+async fn start_server(db_url: &str, mail_dir: PathBuf, opts: Options) -> anyhow::Result<Running> {
+    let verifier = Verifier::new(JwtSettings {
+        secret: Some(SECRET.to_owned()),
+        keys_file: opts.keys_file.clone(),
+        jwks_url: opts.jwks_url.clone(),
+        issuer: ISSUER.to_owned(),
+        audience: AUDIENCE.to_owned(),
+        leeway_secs: opts.leeway,
+        max_ttl_secs: opts.max_ttl_secs,
+        clock: opts.clock.clone(),
+    })
+    .await
+    .expect("verifier");
+    server::start(ServerConfig {
+        db: db_settings(db_url),
+        verifier,
+        limits: opts.limits,
+        http: opts.http,
+        listen: "127.0.0.1:0".into(),
+        hash_concurrency: 2,
+        mail: MailConfig {
+            public_url: None,
+            from: opts.mail_from,
+            smtp_url: opts.smtp_url,
+            mail_dir,
+            smtp_timeout: opts.smtp_timeout,
+            max_attempts: 50,
+            retry_base: Duration::from_millis(100),
+            lease: opts.mail_lease,
+            worker: opts.mail_worker,
+            link_key: opts.link_key,
+        },
+    })
+    .await
+}
+
+impl TestApp {
+    /// Another server on this test's database, as a second `serve` instance would be: its own
+    /// pool, router and outbox worker, the same data. It stops when the test's runtime ends.
+    pub async fn another_instance(&self, opts: Options) -> Running {
+        self.another_instance_result(opts)
+            .await
+            .expect("start another instance")
+    }
+
+    /// Another server on this test's database, or why it would not start.
+    pub async fn another_instance_result(&self, opts: Options) -> anyhow::Result<Running> {
+        start_server(&self.db_url, self.mail_dir.join("another"), opts).await
     }
 }
 

@@ -1,10 +1,11 @@
 //! A real SMTP server inside the test process: mailin's SMTP state machine (the parser and
 //! protocol of mailin-embedded) behind a tokio listener whose life the tests control — start
-//! it on a port that refused connections until then (the end of an outage), or make it refuse
-//! mail with 550.
+//! it on a port that refused connections until then (the end of an outage), make it refuse
+//! mail with 550, or make it slow: it then records each message as soon as its data has
+//! arrived but answers the end of the data only after a delay, as a loaded server does.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,10 +28,14 @@ pub struct Received {
 struct Shared {
     messages: Mutex<Vec<Received>>,
     reject: AtomicBool,
+    /// Milliseconds before the answer to the end of a message's data.
+    delay_ms: AtomicU64,
 }
 
 struct Collect {
     shared: Arc<Shared>,
+    /// Set when a message's data has ended (its answer is the one to delay).
+    ended: Arc<AtomicBool>,
     from: String,
     to: Vec<String>,
     data: Vec<u8>,
@@ -68,6 +73,7 @@ impl Handler for Collect {
     }
 
     fn data_end(&mut self) -> Response {
+        self.ended.store(true, Ordering::SeqCst);
         self.shared.messages.lock().unwrap().push(Received {
             from: self.from.clone(),
             to: self.to.clone(),
@@ -104,8 +110,10 @@ impl SmtpSink {
             while let Ok((stream, peer)) = listener.accept().await {
                 let state = state.clone();
                 sessions.spawn(async move {
+                    let ended = Arc::new(AtomicBool::new(false));
                     let handler = Collect {
-                        shared: state,
+                        ended: ended.clone(),
+                        shared: state.clone(),
                         from: String::new(),
                         to: Vec::new(),
                         data: Vec::new(),
@@ -129,6 +137,11 @@ impl SmtpSink {
                             Ok(_) => {}
                         }
                         let response = session.process(&line);
+                        if ended.swap(false, Ordering::SeqCst) {
+                            let delay =
+                                Duration::from_millis(state.delay_ms.load(Ordering::SeqCst));
+                            tokio::time::sleep(delay).await;
+                        }
                         match response.action {
                             Action::Reply
                                 if write.write_all(&response.buffer().unwrap()).await.is_err() =>
@@ -156,6 +169,13 @@ impl SmtpSink {
     /// Refuse (550) or accept recipients from now on.
     pub fn set_reject(&self, reject: bool) {
         self.shared.reject.store(reject, Ordering::SeqCst);
+    }
+
+    /// From now on, answer the end of each message's data only after `delay` (the message is
+    /// recorded before that).
+    pub fn set_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.delay_ms.store(ms, Ordering::SeqCst);
     }
 
     /// Everything received so far.

@@ -103,9 +103,14 @@ async fn a_worker_that_dies_mid_batch_loses_nothing() {
     // no machine is slow enough for it to run out before the next look.
     {
         let mut conn = t.db.conn().await.unwrap();
-        let claimed = usersvc::db::outbox::claim(&mut conn, 16, Duration::from_secs(3600))
-            .await
-            .unwrap();
+        let claimed = usersvc::db::outbox::claim(
+            &mut conn,
+            16,
+            Duration::from_secs(3600),
+            uuid::Uuid::new_v4(),
+        )
+        .await
+        .unwrap();
         assert_eq!(claimed.len(), 5);
     }
     let worker = worker(&t);

@@ -2,13 +2,18 @@
 //! mails of every brainCloud call and their parameters ([`resets`]), the links they carry and
 //! the hosted pages behind them ([`links`]), delivery through the outbox when SMTP is down,
 //! refusing or a worker dies ([`delivery`]), the other mails about an account and
-//! self-service deletion ([`account`]), and the recorded text of every mail ([`templates`]).
+//! self-service deletion ([`account`]), the recorded text of every mail ([`templates`]), the
+//! limits that keep mail from becoming a relay ([`limits`]), senders refused when the call is
+//! made ([`senders`]), and several instances sharing one outbox ([`instances`]).
 //! The helpers they share live here.
 
 mod account;
 mod delivery;
+mod instances;
+mod limits;
 mod links;
 mod resets;
+mod senders;
 mod templates;
 
 use diesel::prelude::*;

@@ -52,7 +52,11 @@ async fn sys_send_password_reset_email_advanced() {
         v["data"]["sendPasswordResetEmail"]["recipient"], "bob@example.com",
         "{v}"
     );
-    let mail = sink.wait_for(1, WAIT).await.remove(0);
+    // The account gets its link; the cc and bcc recipients get a copy of their own without it.
+    let mails = sink.wait_for(2, WAIT).await;
+    let (own, copies): (Vec<_>, Vec<_>) =
+        mails.into_iter().partition(|m| m.to == ["bob@example.com"]);
+    let (mail, copy) = (&own[0], &copies[0]);
     assert_eq!(mail.subject(), "Reset for Bobby");
     assert!(
         mail.text_body().contains("Hi Bobby, go to http"),
@@ -62,16 +66,37 @@ async fn sys_send_password_reset_email_advanced() {
     assert_eq!(mail.from, "support@game.example", "the envelope sender");
     assert!(mail.raw.contains("Game Support") && mail.raw.contains("support@game.example"));
     assert!(mail.raw.contains("help@game.example"));
-    assert!(mail.raw.contains("boss@example.com"));
-    assert!(
-        mail.to.contains(&"audit@example.com".to_owned()),
-        "bcc is a recipient"
-    );
+    assert!(mail.raw.contains("boss@example.com"), "the Cc header");
     assert!(
         !mail.raw.contains("audit@example.com"),
         "bcc is not in the headers"
     );
     assert!(mail.raw.contains("reset,vip"), "categories header");
+    let link = mail
+        .find_link("token=")
+        .expect("the account's mail has the link");
+    assert_eq!(get_page(&t, &link).await.0, 200);
+
+    let mut to = copy.to.clone();
+    to.sort();
+    assert_eq!(to, ["audit@example.com", "boss@example.com"], "cc and bcc");
+    assert_eq!(copy.subject(), "Reset for Bobby");
+    assert!(
+        copy.text_body()
+            .contains("Hi Bobby, go to (link sent only to the account's own address)"),
+        "{}",
+        copy.text_body()
+    );
+    assert!(
+        !copy.raw.contains("token="),
+        "no link in the copy: {}",
+        copy.raw
+    );
+    assert!(copy.raw.contains("boss@example.com") && copy.raw.contains("bob@example.com"));
+    assert!(
+        !copy.raw.contains("audit@example.com"),
+        "bcc is not in the headers"
+    );
 }
 
 #[tokio::test]
