@@ -53,6 +53,8 @@ pub async fn update_settings(conn: &mut AsyncPgConnection, app: &App) -> QueryRe
             apps::mail_from.eq(&app.mail_from),
             apps::external_auth_types.eq(&app.external_auth_types),
             apps::public_url.eq(&app.public_url),
+            apps::login_max_failures.eq(app.login_max_failures),
+            apps::login_failure_window_minutes.eq(app.login_failure_window_minutes),
             apps::updated_at.eq(diesel::dsl::now),
         ))
         .returning(App::as_returning())
