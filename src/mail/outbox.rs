@@ -36,6 +36,8 @@ pub enum Kind {
     AccountDeleted,
     /// Notice that the password was changed.
     PasswordChanged,
+    /// Notice to an old email address that changeIdentity replaced it.
+    IdentityChanged,
 }
 
 impl Kind {
@@ -46,6 +48,7 @@ impl Kind {
             Kind::AccountCreated => "ACCOUNT_CREATED",
             Kind::AccountDeleted => "ACCOUNT_DELETED",
             Kind::PasswordChanged => "PASSWORD_CHANGED",
+            Kind::IdentityChanged => "IDENTITY_CHANGED",
         }
     }
 
@@ -55,6 +58,7 @@ impl Kind {
             Kind::AccountCreated,
             Kind::AccountDeleted,
             Kind::PasswordChanged,
+            Kind::IdentityChanged,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -219,6 +223,9 @@ impl Worker {
             if expires_at <= Utc::now() {
                 return Ok(Prepared::Drop("link expired before it could be sent"));
             }
+            if profile.is_disabled() {
+                return Ok(Prepared::Drop("profile disabled"));
+            }
             let has_identity =
                 db::identities::for_profile(&mut conn, &msg.app_id, profile.profile_id)
                     .await?
@@ -271,13 +278,26 @@ impl Worker {
         kind: Kind,
         params: &StoredParams,
     ) -> AppResult<Result<TemplateSource, String>> {
-        let builtin = templates::builtin(match (kind, msg.identity_kind.as_deref()) {
+        let which = match (kind, msg.identity_kind.as_deref()) {
             (Kind::PasswordReset, Some("UNIVERSAL_ID")) => Builtin::PasswordResetUniversalId,
             (Kind::PasswordReset, _) => Builtin::PasswordResetEmail,
             (Kind::AccountCreated, _) => Builtin::AccountCreated,
             (Kind::AccountDeleted, _) => Builtin::AccountDeleted,
             (Kind::PasswordChanged, _) => Builtin::PasswordChanged,
-        });
+            (Kind::IdentityChanged, _) => Builtin::IdentityChanged,
+        };
+        // The app's own version of the built-in template, under its reserved id, wins.
+        let builtin = match msg.template_id {
+            Some(_) => templates::builtin(which),
+            None => match db::templates::find(conn, &app.app_id, which.override_id()).await? {
+                Some(t) => TemplateSource {
+                    subject: t.subject,
+                    text: t.body_text,
+                    html: t.body_html,
+                },
+                None => templates::builtin(which),
+            },
+        };
         if let Some(id) = &msg.template_id {
             return Ok(match db::templates::find(conn, &app.app_id, id).await? {
                 Some(t) => Ok(TemplateSource {
