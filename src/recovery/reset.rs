@@ -16,6 +16,7 @@ use crate::links::{self, new_token};
 use crate::mail::params::{self, ServiceParams};
 use crate::mail::{MailSettings, outbox::Kind};
 use crate::passwords::{Hasher, MAX_PASSWORD_BYTES, Policy};
+use crate::users::status::refuse_disabled;
 use crate::users::{audit, caller_app, parse_profile_id};
 
 /// Which reset: to the EMAIL identity's address, or (universal id) to the contact email.
@@ -76,6 +77,7 @@ pub async fn send_reset(
         .transaction::<_, AppError, _>(async |conn| {
             let app = caller_app(conn, caller).await?;
             let (profile, ids) = locked_profile(conn, &app.app_id, id).await?;
+            refuse_disabled(&profile)?;
             let (recipient, kind) = match via {
                 ResetVia::Email => {
                     let email = identity(&ids, IdentityKind::Email)
@@ -187,7 +189,8 @@ pub async fn create_reset_url(
     let mut conn = get_conn(pool).await?;
     conn.transaction::<_, AppError, _>(async |conn| {
         let app = caller_app(conn, caller).await?;
-        let (_, ids) = locked_profile(conn, &app.app_id, id).await?;
+        let (profile, ids) = locked_profile(conn, &app.app_id, id).await?;
+        refuse_disabled(&profile)?;
         identity(&ids, kind).ok_or(AppError::MissingIdentity(kind.as_str()))?;
         let ttl = ttl.unwrap_or(app.reset_ttl_minutes);
         let token_row = NewToken {
@@ -209,8 +212,9 @@ pub async fn create_reset_url(
 }
 
 /// Writes a new password hash to a profile's identity and does what every password change
-/// does, inside the caller's transaction: revoke the profile's live links, drop its queued
-/// reset mails, queue a "password changed" notice, write the audit event (`operation`).
+/// does, inside the caller's transaction: bump the profile's version, revoke its live links,
+/// drop its queued reset mails, queue a "password changed" notice, write the audit event
+/// (`operation`). Returns the profile as it is afterwards.
 pub(crate) async fn write_password(
     conn: &mut AsyncPgConnection,
     caller: &Caller,
@@ -218,7 +222,7 @@ pub(crate) async fn write_password(
     kind: IdentityKind,
     hash: &str,
     operation: &str,
-) -> AppResult<()> {
+) -> AppResult<Profile> {
     let app_id = &profile.app_id;
     let updated =
         db::identities::set_password_hash(conn, app_id, profile.profile_id, kind.as_str(), hash)
@@ -226,6 +230,9 @@ pub(crate) async fn write_password(
     if updated == 0 {
         return Err(AppError::MissingIdentity(kind.as_str()));
     }
+    let changed = db::profile_updates::bump_version(conn, app_id, profile.profile_id)
+        .await?
+        .ok_or(AppError::ProfileNotFound)?;
     db::tokens::revoke(conn, app_id, profile.profile_id, None).await?;
     db::outbox::drop_for_profiles(
         conn,
@@ -252,7 +259,8 @@ pub(crate) async fn write_password(
         .await?;
     }
     let details = json!({ "identityType": kind.as_str() });
-    audit(conn, caller, profile.profile_id, operation, details).await
+    audit(conn, caller, profile.profile_id, operation, details).await?;
+    Ok(changed)
 }
 
 /// A password chosen by the caller for one of a profile's identities.
@@ -296,7 +304,8 @@ pub async fn set_password(
         .transaction::<_, AppError, _>(async |conn| {
             let app = caller_app(conn, caller).await?;
             let (profile, _) = locked_profile(conn, &app.app_id, id).await?;
-            write_password(conn, caller, &profile, kind, &hash, "setPassword").await?;
+            let profile =
+                write_password(conn, caller, &profile, kind, &hash, "setPassword").await?;
             let ids = db::identities::for_profile(conn, &app.app_id, id).await?;
             Ok((profile, ids))
         })

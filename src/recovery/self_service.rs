@@ -31,6 +31,10 @@ async fn live_token(
         return Err(AppError::DeadLink(DeadLink::Unknown));
     };
     if db::tokens::is_live(conn, &hash).await? {
+        // Disabling revokes a profile's links; one made in a race with it is just as dead.
+        if db::profiles::is_disabled(conn, &row.app_id, row.profile_id).await? {
+            return Err(AppError::DeadLink(DeadLink::Revoked));
+        }
         return Ok(row);
     }
     Err(AppError::DeadLink(if row.used_at.is_some() {
@@ -127,6 +131,10 @@ pub async fn complete_reset(
             let profile = db::profiles::find(conn, &row.app_id, row.profile_id)
                 .await?
                 .ok_or(AppError::ProfileNotFound)?;
+            if profile.is_disabled() {
+                // Rolled back with the consumption: the link stays as dead as the profile is.
+                return Err(AppError::DeadLink(DeadLink::Revoked));
+            }
             let caller = Caller::system(row.app_id.clone(), "self-service");
             super::reset::write_password(conn, &caller, &profile, kind, &phc, "resetPassword")
                 .await?;
