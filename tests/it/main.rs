@@ -14,6 +14,7 @@ mod errors;
 mod inputs;
 mod jwks;
 mod layers;
+mod lifecycle;
 mod limits;
 mod mail;
 mod ops;
