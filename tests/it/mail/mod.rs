@@ -2,12 +2,14 @@
 //! mails of every brainCloud call and their parameters ([`resets`]), the links they carry and
 //! the hosted pages behind them ([`links`]), delivery through the outbox when SMTP is down,
 //! refusing or a worker dies ([`delivery`]), the other mails about an account and
-//! self-service deletion ([`account`]), and the recorded text of every mail ([`templates`]).
+//! self-service deletion ([`account`]), apps' own versions of the built-in mails
+//! ([`overrides`]), and the recorded text of every mail ([`templates`]).
 //! The helpers they share live here.
 
 mod account;
 mod delivery;
 mod links;
+mod overrides;
 mod resets;
 mod templates;
 
