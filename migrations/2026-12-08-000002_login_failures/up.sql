@@ -17,7 +17,8 @@ CREATE TABLE login_failures (
     PRIMARY KEY (app_id, kind, external_id)
 );
 
--- Rows whose window has passed are pruned a few at a time by later attempts in the same app.
+-- Rows whose window has passed are pruned a few at a time by later failed attempts in the same
+-- app (a right password removes its own row).
 CREATE INDEX login_failures_by_window ON login_failures (app_id, window_started_at);
 
 ALTER TABLE apps

@@ -6,9 +6,12 @@
 //! attempt is counted *before* its password is checked, in one `INSERT … ON CONFLICT DO
 //! UPDATE` that refuses to count past `login.max_failures`: concurrent attempts on one identity
 //! queue on its row, so exactly `max_failures` of them are let through per window, on every
-//! instance of the server. A correct password removes the row.
+//! instance of the server. A correct password removes the row; failures prune rows whose window
+//! has passed.
 
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Integer, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -51,16 +54,64 @@ pub async fn find_credential(
         .optional()
 }
 
-#[derive(QueryableByName)]
-struct Counted {
-    #[diesel(sql_type = Integer)]
-    failures: i32,
+/// The statement that counts an attempt, as a query type of its own with a static query id,
+/// so that diesel prepares it once per connection (an `sql_query` would be parsed and planned
+/// on every login).
+struct CountAttempt<'a> {
+    app_id: &'a str,
+    kind: &'a str,
+    external_id: &'a str,
+    max_failures: i32,
+    window_minutes: i32,
+}
+
+/// The static query id of [`CountAttempt`].
+struct CountAttemptId;
+
+impl QueryId for CountAttempt<'_> {
+    type QueryId = CountAttemptId;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl Query for CountAttempt<'_> {
+    type SqlType = Integer;
+}
+
+impl QueryFragment<Pg> for CountAttempt<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        // The window is live while it started less than window_minutes ago.
+        let live = |out: &mut AstPass<'_, 'b, Pg>| -> QueryResult<()> {
+            out.push_sql("f.window_started_at > now() - make_interval(mins => ");
+            out.push_bind_param::<Integer, _>(&self.window_minutes)?;
+            out.push_sql(")");
+            Ok(())
+        };
+        out.push_sql(
+            "INSERT INTO login_failures AS f (app_id, kind, external_id, failures, window_started_at) VALUES (",
+        );
+        out.push_bind_param::<Text, _>(self.app_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(self.kind)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(self.external_id)?;
+        out.push_sql(
+            ", 1, now()) ON CONFLICT (app_id, kind, external_id) DO UPDATE SET failures = CASE WHEN ",
+        );
+        live(&mut out)?;
+        out.push_sql(" THEN f.failures + 1 ELSE 1 END, window_started_at = CASE WHEN ");
+        live(&mut out)?;
+        out.push_sql(" THEN f.window_started_at ELSE now() END WHERE NOT (");
+        live(&mut out)?;
+        out.push_sql(") OR f.failures < ");
+        out.push_bind_param::<Integer, _>(&self.max_failures)?;
+        out.push_sql(" RETURNING f.failures");
+        Ok(())
+    }
 }
 
 /// Counts an attempt on an identity; returns the count in the current window including this
 /// attempt, or `None` when the window already holds `max_failures` attempts (this one is not
-/// counted and must be refused). A passed window starts over. A few rows of the app whose
-/// window has passed are removed on the way, so the table holds live windows only.
+/// counted and must be refused). A passed window starts over.
 pub async fn count_attempt(
     conn: &mut AsyncPgConnection,
     app_id: &str,
@@ -69,35 +120,38 @@ pub async fn count_attempt(
     max_failures: i32,
     window_minutes: i32,
 ) -> QueryResult<Option<i32>> {
-    let counted: Option<Counted> = diesel::sql_query(
-        "WITH pruned AS ( \
-             DELETE FROM login_failures \
-              WHERE (app_id, kind, external_id) IN ( \
-                     SELECT app_id, kind, external_id FROM login_failures \
-                      WHERE app_id = $1 \
-                        AND window_started_at <= now() - make_interval(mins => $5) \
-                        AND NOT (kind = $2 AND external_id = $3) \
-                      LIMIT 4 FOR UPDATE SKIP LOCKED) \
-         ) \
-         INSERT INTO login_failures AS f (app_id, kind, external_id, failures, window_started_at) \
-         VALUES ($1, $2, $3, 1, now()) \
-         ON CONFLICT (app_id, kind, external_id) DO UPDATE \
-            SET failures = CASE WHEN f.window_started_at > now() - make_interval(mins => $5) \
-                                THEN f.failures + 1 ELSE 1 END, \
-                window_started_at = CASE WHEN f.window_started_at > now() - make_interval(mins => $5) \
-                                         THEN f.window_started_at ELSE now() END \
-          WHERE f.window_started_at <= now() - make_interval(mins => $5) OR f.failures < $4 \
-         RETURNING f.failures",
-    )
-    .bind::<Text, _>(app_id)
-    .bind::<Text, _>(kind)
-    .bind::<Text, _>(external_id)
-    .bind::<Integer, _>(max_failures)
-    .bind::<Integer, _>(window_minutes)
+    CountAttempt {
+        app_id,
+        kind,
+        external_id,
+        max_failures,
+        window_minutes,
+    }
     .get_result(conn)
     .await
-    .optional()?;
-    Ok(counted.map(|c| c.failures))
+    .optional()
+}
+
+/// Removes a few rows of an app whose window has passed (a later attempt would start them over
+/// anyway). Rows outlive their window only after a failure (a right password removes its row),
+/// so running this after each failure keeps the table to the live windows, however many
+/// identities are tried.
+pub async fn prune_passed(
+    conn: &mut AsyncPgConnection,
+    app_id: &str,
+    window_minutes: i32,
+) -> QueryResult<usize> {
+    diesel::sql_query(
+        "DELETE FROM login_failures \
+          WHERE (app_id, kind, external_id) IN ( \
+                 SELECT app_id, kind, external_id FROM login_failures \
+                  WHERE app_id = $1 AND window_started_at <= now() - make_interval(mins => $2) \
+                  LIMIT 4 FOR UPDATE SKIP LOCKED)",
+    )
+    .bind::<Text, _>(app_id)
+    .bind::<Integer, _>(window_minutes)
+    .execute(conn)
+    .await
 }
 
 /// Forgets the counted attempts of an identity (its password was just proved right).

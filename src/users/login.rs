@@ -15,8 +15,6 @@
 //! neither `version` nor `updatedAt` moves and no audit event is written. A matching hash that
 //! is not current argon2id is replaced by one that is.
 
-use diesel_async::AsyncConnection;
-
 use super::caller_app;
 use crate::auth::Caller;
 use crate::db::models::{IdentityKind, Profile};
@@ -66,7 +64,7 @@ pub async fn verify_password(
         )));
     }
 
-    let credential = {
+    let (credential, window_minutes) = {
         let mut conn = get_conn(pool).await?;
         let app = caller_app(&mut conn, caller).await?;
         let counted = db::logins::count_attempt(
@@ -82,7 +80,9 @@ pub async fn verify_password(
             tracing::info!(app_id = %app.app_id, kind = kind.as_str(), "login refused: too many attempts");
             return Err(AppError::TooManyAttempts);
         }
-        db::logins::find_credential(&mut conn, &app.app_id, kind.as_str(), &key).await?
+        let credential =
+            db::logins::find_credential(&mut conn, &app.app_id, kind.as_str(), &key).await?;
+        (credential, app.login_failure_window_minutes)
     };
 
     let stored = credential.as_ref().and_then(|c| c.password_hash.clone());
@@ -91,52 +91,49 @@ pub async fn verify_password(
         .await?;
     let (credential, stored, outdated) = match (credential, stored, checked) {
         (Some(c), Some(stored), Ok(v)) if v.matches => (c, stored, v.outdated),
-        (Some(c), _, Err(why)) => {
-            tracing::warn!(app_id = %caller.app_id, profile_id = %c.profile_id, reason = ?why, "a stored password hash cannot be checked");
+        (credential, _, checked) => {
+            if let (Some(c), Err(why)) = (&credential, &checked) {
+                tracing::warn!(app_id = %caller.app_id, profile_id = %c.profile_id, reason = ?why, "a stored password hash cannot be checked");
+            }
+            let mut conn = get_conn(pool).await?;
+            db::logins::prune_passed(&mut conn, &caller.app_id, window_minutes).await?;
             return Err(AppError::InvalidCredentials);
         }
-        _ => return Err(AppError::InvalidCredentials),
     };
     let profile_id = credential.profile_id;
 
-    // A current hash, made before the transaction (no connection held while hashing).
+    // A current hash, made before any write (no connection held while hashing).
     let upgrade = if outdated {
         Some(hasher.hash(login.password).await?)
     } else {
         None
     };
+    // Three statements that need no transaction: each is right on its own, whatever happens to
+    // the others (a cleared count stays cleared: the password was right).
     let mut conn = get_conn(pool).await?;
-    let recorded = conn
-        .transaction::<_, AppError, _>(async |conn| {
-            db::logins::clear_attempts(conn, &caller.app_id, kind.as_str(), &key).await?;
-            let Some(profile) =
-                db::profile_updates::record_login(conn, &caller.app_id, profile_id).await?
-            else {
-                return Ok(None);
-            };
-            if let Some(new) = &upgrade {
-                let replaced = db::logins::upgrade_hash(
-                    conn,
-                    &caller.app_id,
-                    profile_id,
-                    kind.as_str(),
-                    &stored,
-                    new,
-                )
-                .await?;
-                if replaced {
-                    tracing::info!(app_id = %caller.app_id, profile_id = %profile_id, "password hash upgraded to current argon2id");
-                }
-            }
-            Ok(Some(profile))
-        })
-        .await?;
-    match recorded {
-        Some(profile) => Ok(profile),
-        None if db::profiles::is_disabled(&mut conn, &caller.app_id, profile_id).await? => {
-            Err(AppError::UserDisabled)
+    db::logins::clear_attempts(&mut conn, &caller.app_id, kind.as_str(), &key).await?;
+    let Some(profile) =
+        db::profile_updates::record_login(&mut conn, &caller.app_id, profile_id).await?
+    else {
+        if db::profiles::is_disabled(&mut conn, &caller.app_id, profile_id).await? {
+            return Err(AppError::UserDisabled);
         }
         // Deleted while its password was being checked.
-        None => Err(AppError::InvalidCredentials),
+        return Err(AppError::InvalidCredentials);
+    };
+    if let Some(new) = &upgrade {
+        let replaced = db::logins::upgrade_hash(
+            &mut conn,
+            &caller.app_id,
+            profile_id,
+            kind.as_str(),
+            &stored,
+            new,
+        )
+        .await?;
+        if replaced {
+            tracing::info!(app_id = %caller.app_id, profile_id = %profile_id, "password hash upgraded to current argon2id");
+        }
     }
+    Ok(profile)
 }
