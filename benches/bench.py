@@ -59,6 +59,11 @@ CREATE = (
     "mutation($in: CreateUserEmailPasswordInput!) { createUserEmailPassword(input: $in) { "
     "user { profileId } } }"
 )
+VERIFY = (
+    "mutation($in: VerifyPasswordInput!) { verifyPassword(input: $in) { user { profileId } } }"
+)
+# The password benches/run gives the EMAIL identities of the userInfo ids, for verifyPassword.
+LOGIN_PASSWORD = "correct horse battery staple"
 
 # The statement usersvc runs for userInfo with identities (src/users/read.rs: one LEFT JOIN,
 # built by diesel; usersvc sorts the few identities itself; copied from the server's statement
@@ -114,6 +119,11 @@ def cmd_bodies(a):
                 }
             },
         ),
+    )
+    # A login with the right password; __ID__ is an email from the logins file.
+    write(
+        f"{d}/verify.json",
+        body(VERIFY, {"in": {"type": "EMAIL", "externalId": "__ID__", "password": LOGIN_PASSWORD}}),
     )
 
 
@@ -458,7 +468,7 @@ def cmd_record(a):
         rec["data"] = parse_pgbench(a.pgbench)
     if a.cpu:
         d = rec["data"]
-        n = d.get("requests") or d.get("transactions") or d.get("hashes")
+        n = d.get("requests") or d.get("transactions") or d.get("hashes") or d.get("verifications")
         rec["data"]["cpu_us"] = cpu_per_request(a.cpu[0], a.cpu[1], n)
     with open(a.raw, "a") as f:
         f.write(json.dumps(rec) + "\n")
@@ -472,6 +482,8 @@ def cmd_record(a):
         summary = f"{d['tps']:9.1f} tps (pgbench)  failed {d['failed']}"
     elif "hashes_per_second" in d:
         summary = f"{d['hashes_per_second']:9.2f} hashes/s ({d['threads']} threads)"
+    elif "verifications_per_second" in d:
+        summary = f"{d['verifications_per_second']:9.2f} verifications/s ({d['threads']} threads)"
     elif "seconds" in d:
         summary = f"{d['seconds']:.2f} s for {d['profiles']} profiles"
     elif "vmhwm_mib" in d and "requests" in d:
@@ -503,6 +515,11 @@ GOALS = [
      "userInfo p99 while 16 clients create users ÷ its p99 without them"),
     ("rss_mib_64conn", "<=", 64.0,
      "usersvc peak RSS (VmHWM) while 64 connections load userInfo, MiB"),
+    ("verify_vs_argon2", ">=", 0.90,
+     "verifyPassword (right password) per second ÷ bare argon2id verifications per second, "
+     "same parameters and cores"),
+    ("p99_under_verify_flood_ratio", "<=", 3.0,
+     "userInfo p99 while 16 clients call verifyPassword ÷ its p99 without them"),
 ]
 
 
@@ -611,6 +628,30 @@ def cmd_report(a):
     details["rounds"]["burst"] = b_rows
     res["p99_under_create_burst_ratio"] = med([x["ratio"] for x in b_rows])
 
+    # verifyPassword vs bare argon2id verification.
+    vf, av = by_round(recs, "verify", "usersvc"), by_round(recs, "verify", "argon2")
+    vf_rows = []
+    for r in sorted(vf):
+        c, h = vf[r]["rps"], av.get(r, {}).get("verifications_per_second")
+        vf_rows.append({"round": r, "verifies_per_second": c, "argon2_verifications_per_second": h,
+                        "ratio": c / h if h else None, "verify_p50_ms": vf[r]["latency_us"]["p50"] / 1000})
+    details["rounds"]["verify"] = vf_rows
+    res["verify_vs_argon2"] = med([x["ratio"] for x in vf_rows])
+
+    # p99 during a verifyPassword flood.
+    fidle, fbusy = by_round(recs, "flood", "idle"), by_round(recs, "flood", "flood")
+    fv = by_round(recs, "flood", "verifies")
+    f_rows = []
+    for r in sorted(fidle):
+        if r not in fbusy:
+            continue
+        i99, b99 = fidle[r]["latency_us"]["p99"], fbusy[r]["latency_us"]["p99"]
+        f_rows.append({"round": r, "idle_p99_ms": i99 / 1000, "flood_p99_ms": b99 / 1000, "ratio": b99 / i99,
+                       "idle_rps": fidle[r]["rps"], "flood_rps": fbusy[r]["rps"],
+                       "verifies_per_second": fv.get(r, {}).get("rps")})
+    details["rounds"]["verify_flood"] = f_rows
+    res["p99_under_verify_flood_ratio"] = med([x["ratio"] for x in f_rows])
+
     # RSS.
     rss = [r["data"] for r in pick(recs, scenario="rss")]
     details["rounds"]["rss"] = rss
@@ -625,7 +666,9 @@ def cmd_report(a):
                                     ("userinfo", "postgraphile", "userInfo, PostGraphile"),
                                     ("userinfo", "pgbench", "userInfo's SELECT, pgbench"),
                                     ("create", "usersvc", "createUserEmailPassword, usersvc"),
-                                    ("create", "argon2", "bare argon2id hash")):
+                                    ("create", "argon2", "bare argon2id hash"),
+                                    ("verify", "usersvc", "verifyPassword, usersvc"),
+                                    ("verify", "argon2", "bare argon2id verification")):
         per = [d["cpu_us"] for d in by_round(recs, scenario, target).values() if "cpu_us" in d]
         if per:
             row = {k: med([x[k] for x in per]) for k in per[0]}
@@ -742,6 +785,26 @@ def cmd_report(a):
         L.append(f"| {x['round']} | {fmt(x['idle_p99_ms'])} | {fmt(x['burst_p99_ms'])} | {fmt(x['ratio'])} | "
                  f"{fmt(x['idle_rps'], 0)} | {fmt(x['burst_rps'], 0)} | {fmt(x['creates_per_second'])} |")
     L.append("")
+    if vf_rows:
+        L.append("### verifyPassword vs bare argon2id verification (per second)\n")
+        L.append("Logins with the right password, spread over the userInfo ids (their EMAIL identities "
+                 "get one argon2id hash of the same parameters), so each succeeds and is recorded; the "
+                 "bare program checks the same password against such a hash on one thread per core.\n")
+        L.append("| round | verifyPassword/s (concurrency %d) | argon2id verifications/s (%s threads) | ratio | verify p50 ms |"
+                 % (meta["concurrency"], meta.get("cores", "?")))
+        L.append("|---|---|---|---|---|")
+        for x in vf_rows:
+            L.append(f"| {x['round']} | {fmt(x['verifies_per_second'])} | {fmt(x['argon2_verifications_per_second'])} | "
+                     f"{fmt(x['ratio'])} | {fmt(x['verify_p50_ms'])} |")
+        L.append("")
+    if f_rows:
+        L.append("### userInfo p99 with and without 16 clients calling verifyPassword\n")
+        L.append("| round | idle p99 ms | flood p99 ms | ratio | idle req/s | flood req/s | verifies/s meanwhile |")
+        L.append("|---|---|---|---|---|---|---|")
+        for x in f_rows:
+            L.append(f"| {x['round']} | {fmt(x['idle_p99_ms'])} | {fmt(x['flood_p99_ms'])} | {fmt(x['ratio'])} | "
+                     f"{fmt(x['idle_rps'], 0)} | {fmt(x['flood_rps'], 0)} | {fmt(x['verifies_per_second'])} |")
+        L.append("")
     L.append("### Memory\n")
     for x in rss:
         L.append(f"- peak RSS (VmHWM) {x['vmhwm_mib']:.1f} MiB, RSS at the end {x['vmrss_mib']:.1f} MiB, "

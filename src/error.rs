@@ -41,6 +41,19 @@ pub enum AppError {
     DuplicateChild,
     /// A cursor this server did not make for this app, filter and order (`INVALID_CURSOR`, 40383).
     InvalidCursor,
+    /// `expectedVersion` differs from the stored version (`VERSION_CONFLICT`, 40344).
+    VersionConflict,
+    /// The profile already has an identity of that kind (`DUPLICATE_IDENTITY_TYPE`, 40211).
+    DuplicateIdentityType,
+    /// Detaching the profile's only identity (`LAST_IDENTITY`, 40210).
+    LastIdentity,
+    /// `verifyPassword`: an unknown identity or a wrong password, indistinguishable
+    /// (`INVALID_CREDENTIALS`, 40307).
+    InvalidCredentials,
+    /// The profile is disabled (`USER_DISABLED`).
+    UserDisabled,
+    /// Too many failed `verifyPassword` calls for one identity (`TOO_MANY_ATTEMPTS`).
+    TooManyAttempts,
     /// A one-time link that cannot be used, and why (the hosted pages show it; `BAD_USER_INPUT`
     /// elsewhere).
     DeadLink(DeadLink),
@@ -81,6 +94,12 @@ impl AppError {
             AppError::AppParentMismatch(_) => "APP_PARENT_MISMATCH",
             AppError::DuplicateChild => "DUPLICATE_CHILD",
             AppError::InvalidCursor => "INVALID_CURSOR",
+            AppError::VersionConflict => "VERSION_CONFLICT",
+            AppError::DuplicateIdentityType => "DUPLICATE_IDENTITY_TYPE",
+            AppError::LastIdentity => "LAST_IDENTITY",
+            AppError::InvalidCredentials => "INVALID_CREDENTIALS",
+            AppError::UserDisabled => "USER_DISABLED",
+            AppError::TooManyAttempts => "TOO_MANY_ATTEMPTS",
             AppError::Forbidden(_) => "FORBIDDEN",
             AppError::Unavailable(_) | AppError::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
@@ -102,8 +121,14 @@ impl AppError {
             AppError::AppParentMismatch(_) => 40378,
             AppError::DuplicateChild => 40381,
             AppError::InvalidCursor => 40383,
+            AppError::VersionConflict => 40344,
+            AppError::DuplicateIdentityType => 40211,
+            AppError::LastIdentity => 40210,
+            AppError::InvalidCredentials => 40307,
             AppError::Forbidden(_)
             | AppError::RateLimited(_)
+            | AppError::UserDisabled
+            | AppError::TooManyAttempts
             | AppError::Unavailable(_)
             | AppError::Internal(_) => {
                 return None;
@@ -135,6 +160,20 @@ impl AppError {
             AppError::DuplicateChild => "the parent profile already has a child in this app".into(),
             AppError::InvalidCursor => {
                 "the cursor was not made by this server for this app, filter and order".into()
+            }
+            AppError::VersionConflict => {
+                "the profile has changed since the expected version; read it again and retry".into()
+            }
+            AppError::DuplicateIdentityType => {
+                "the profile already has an identity of this type".into()
+            }
+            AppError::LastIdentity => {
+                "this is the profile's only identity; attach another one first".into()
+            }
+            AppError::InvalidCredentials => "the identity or the password is wrong".into(),
+            AppError::UserDisabled => "the user is disabled".into(),
+            AppError::TooManyAttempts => {
+                "too many failed attempts for this identity; try again later".into()
             }
             AppError::DeadLink(why) => format!("the link cannot be used: {why:?}"),
             AppError::Forbidden(why) => why.clone(),

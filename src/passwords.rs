@@ -1,13 +1,18 @@
-//! Passwords: the app's policy, argon2id hashing off the async runtime, and random secrets.
+//! Passwords: the app's policy, argon2id hashing and verification off the async runtime, and
+//! random secrets.
 //!
-//! Hashing costs about 19 MiB and tens of milliseconds of one core, so it runs on a few threads
-//! of its own, as many as the cores: memory has a known ceiling, and a burst of creates queues
-//! for the hasher instead of starving the threads that serve reads. A hashing thread takes the
-//! next queued password as soon as it is done with one, without a trip through the async
-//! runtime in between. Callers must not hold a database connection while they wait here.
+//! Hashing costs about 19 MiB and tens of milliseconds of one core, and so does checking a
+//! password against a hash, so both run on a few threads of their own, as many as the cores:
+//! memory has a known ceiling, and a burst of creates or logins queues for the hasher instead
+//! of starving the threads that serve reads. A hashing thread takes the next queued job as soon
+//! as it is done with one, without a trip through the async runtime in between. Callers must
+//! not hold a database connection while they wait here. How a stored hash is checked (which
+//! schemes, which costs are refused) is [`verify`]'s.
+
+pub mod verify;
 
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
 use base64::Engine;
@@ -17,6 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::db::models::App;
 use crate::error::{AppError, AppResult};
+use verify::{Refused, Verification};
 
 /// Longest password accepted, in bytes, checked before any policy or hash work (a policy's
 /// maximum is in characters and at most 1024 of them).
@@ -141,18 +147,38 @@ impl Policy {
     }
 }
 
-/// A password to hash and where its PHC string goes.
-type Job = (String, oneshot::Sender<AppResult<String>>);
+/// Work for a hashing thread.
+enum Job {
+    /// A password to hash, and where its PHC string goes.
+    Hash(String, oneshot::Sender<AppResult<String>>),
+    /// A password to check against a stored hash (`None`: against the dummy hash, which never
+    /// matches), and where the answer goes.
+    Verify(
+        Option<String>,
+        String,
+        oneshot::Sender<Result<Verification, Refused>>,
+    ),
+}
 
-/// Hashes passwords on `concurrency` threads of its own; they end when the last clone of the
-/// hasher is dropped.
+impl Job {
+    /// Whether the request that queued the job is gone (deadline, disconnect).
+    fn abandoned(&self) -> bool {
+        match self {
+            Job::Hash(_, done) => done.is_closed(),
+            Job::Verify(_, _, done) => done.is_closed(),
+        }
+    }
+}
+
+/// Hashes and checks passwords on `concurrency` threads of its own; they end when the last
+/// clone of the hasher is dropped.
 #[derive(Clone)]
 pub struct Hasher {
     jobs: mpsc::Sender<Job>,
 }
 
 impl Hasher {
-    /// A hasher running at most `concurrency` hashes at once (at least one).
+    /// A hasher running at most `concurrency` hashes or checks at once (at least one).
     pub fn new(concurrency: usize) -> Self {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
@@ -160,7 +186,13 @@ impl Hasher {
             let queue = queue.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("usersvc-hash-{i}"))
-                .spawn(move || hash_jobs(&queue));
+                .spawn(move || {
+                    if i == 0 {
+                        // Made before the first login needs it, so that one costs what all do.
+                        dummy_hash();
+                    }
+                    hash_jobs(&queue)
+                });
             if let Err(e) = spawned {
                 // With no thread at all, hash() reports the closed hasher to its callers.
                 tracing::error!("cannot start a password hashing thread: {e}");
@@ -173,33 +205,84 @@ impl Hasher {
     pub async fn hash(&self, password: String) -> AppResult<String> {
         let (done, result) = oneshot::channel();
         self.jobs
-            .send((password, done))
+            .send(Job::Hash(password, done))
             .map_err(|_| AppError::internal("password hasher closed"))?;
         result
             .await
             .map_err(|_| AppError::internal("password hasher closed"))?
     }
+
+    /// Checks a password against a stored hash. With `None` (no such identity) it does the
+    /// same work against a dummy hash of the current parameters and never matches, so an
+    /// unknown identity takes as long as a wrong password. `Err` inside: the stored hash could
+    /// not be checked at all (an unknown scheme, or costs above the caps), which counts as a
+    /// wrong password.
+    pub async fn verify(
+        &self,
+        stored: Option<String>,
+        password: String,
+    ) -> AppResult<Result<Verification, Refused>> {
+        let (done, result) = oneshot::channel();
+        self.jobs
+            .send(Job::Verify(stored, password, done))
+            .map_err(|_| AppError::internal("password hasher closed"))?;
+        result
+            .await
+            .map_err(|_| AppError::internal("password hasher closed"))
+    }
 }
 
-/// One hashing thread: the queued passwords, one after the other, until the hasher is gone.
+/// An argon2id hash, of the current parameters, of a random password nobody knows: what an
+/// unknown identity's password is checked against. Made once per process.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let password = random_secret(32).unwrap_or_else(|_| "dummy".repeat(8));
+        argon2id()
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+fn run(job: Job) {
+    match job {
+        Job::Hash(password, done) => {
+            let phc = std::panic::catch_unwind(|| {
+                argon2id()
+                    .hash_password(password.as_bytes())
+                    .map(|h| h.to_string())
+                    .map_err(|e| AppError::internal(format!("argon2: {e}")))
+            })
+            .unwrap_or_else(|_| Err(AppError::internal("argon2 panicked")));
+            let _ = done.send(phc);
+        }
+        Job::Verify(stored, password, done) => {
+            let checked = std::panic::catch_unwind(|| match &stored {
+                Some(stored) => verify::verify(stored, password.as_bytes()),
+                None => verify::verify(dummy_hash(), password.as_bytes()).map(|_| Verification {
+                    matches: false,
+                    outdated: false,
+                }),
+            })
+            .unwrap_or_else(|_| Err(Refused::Malformed("the check panicked".into())));
+            let _ = done.send(checked);
+        }
+    }
+}
+
+/// One hashing thread: the queued jobs, one after the other, until the hasher is gone.
 fn hash_jobs(queue: &Mutex<mpsc::Receiver<Job>>) {
     loop {
         // A thread that panicked while holding the lock left the receiver as it was.
         let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok((password, done)) = job else {
+        let Ok(job) = job else {
             return;
         };
-        if done.is_closed() {
+        if job.abandoned() {
             continue; // the request gave up (deadline, disconnect): spare the work
         }
-        let phc = std::panic::catch_unwind(|| {
-            argon2id()
-                .hash_password(password.as_bytes())
-                .map(|h| h.to_string())
-                .map_err(|e| AppError::internal(format!("argon2: {e}")))
-        })
-        .unwrap_or_else(|_| Err(AppError::internal("argon2 panicked")));
-        let _ = done.send(phc);
+        run(job);
     }
 }
 
@@ -289,6 +372,43 @@ mod tests {
         let abandoned = tokio::spawn(async move { h.hash("never mind".into()).await });
         abandoned.abort();
         assert!(hasher.hash("after".into()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn verification_runs_on_the_hashers_threads() {
+        let hasher = Hasher::new(2);
+        let phc = hasher.hash("correct horse".into()).await.unwrap();
+        let right = hasher
+            .verify(Some(phc.clone()), "correct horse".into())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(right.matches && !right.outdated);
+        let wrong = hasher
+            .verify(Some(phc), "correct horsE".into())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!wrong.matches);
+        // No identity: the dummy is checked, and nothing matches it, not even its own kind of
+        // input.
+        for guess in [
+            "",
+            "dummydummydummydummydummydummydummydummy",
+            "correct horse",
+        ] {
+            let none = hasher.verify(None, guess.into()).await.unwrap().unwrap();
+            assert!(!none.matches, "{guess}");
+        }
+        assert!(dummy_hash().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        let hostile = "$argon2id$v=19$m=4294967295,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+        assert!(matches!(
+            hasher
+                .verify(Some(hostile.into()), "x".into())
+                .await
+                .unwrap(),
+            Err(Refused::TooCostly(_))
+        ));
     }
 
     #[test]

@@ -54,6 +54,14 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "public_url",
         "base of links in mail, http(s)://…; empty: the server default",
     ),
+    (
+        "login.max_failures",
+        "verifyPassword attempts per identity and window before TOO_MANY_ATTEMPTS, 1..=1000 (default 10)",
+    ),
+    (
+        "login.failure_window_minutes",
+        "the window of login.max_failures, 1..=1440 (default 15)",
+    ),
 ];
 
 fn bad(message: impl Into<String>) -> AppError {
@@ -200,6 +208,10 @@ pub async fn set(pool: &mut DbPool<'_>, id: &str, key: &str, value: &str) -> App
         "password.min_symbols" => app.password_min_symbols = int(value, key, 0..=1024)?,
         "reset.ttl_minutes" => app.reset_ttl_minutes = int(value, key, 1..=43200)?,
         "reset.mails_per_hour" => app.reset_mails_per_hour = int(value, key, 0..=1000)?,
+        "login.max_failures" => app.login_max_failures = int(value, key, 1..=1000)?,
+        "login.failure_window_minutes" => {
+            app.login_failure_window_minutes = int(value, key, 1..=1440)?;
+        }
         "mail.from" => {
             if value.chars().any(normalise::is_invisible) || value.len() > 320 {
                 return Err(bad("mail.from must be one line of at most 320 characters"));
@@ -320,6 +332,14 @@ pub fn describe(app: &App) -> Vec<(String, String)> {
         (
             "public_url".into(),
             app.public_url.clone().unwrap_or_default(),
+        ),
+        (
+            "login.max_failures".into(),
+            app.login_max_failures.to_string(),
+        ),
+        (
+            "login.failure_window_minutes".into(),
+            app.login_failure_window_minutes.to_string(),
         ),
     ]
 }

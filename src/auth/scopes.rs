@@ -17,11 +17,25 @@ pub const DELETE: &str = "cloudcode:users:delete";
 pub const PASSWORD: &str = "cloudcode:users:password";
 /// `createSelfServiceDeletionUrl`.
 pub const DELETION_URL: &str = "cloudcode:users:deletion-url";
+/// `updateUser`, `changeIdentity`, `attachIdentity`, `detachIdentity`, `disableUser`,
+/// `enableUser`.
+pub const UPDATE: &str = "cloudcode:users:update";
+/// `verifyPassword`.
+pub const AUTHENTICATE: &str = "cloudcode:users:authenticate";
 /// Every scope of the User service.
 pub const ALL: &str = "cloudcode:users:*";
 
 /// Every specific scope, for tests and for the CLI's help.
-pub const EVERY: [&str; 6] = [READ, EXPORT, CREATE, DELETE, PASSWORD, DELETION_URL];
+pub const EVERY: [&str; 8] = [
+    READ,
+    EXPORT,
+    CREATE,
+    DELETE,
+    PASSWORD,
+    DELETION_URL,
+    UPDATE,
+    AUTHENTICATE,
+];
 
 /// The scope a root field needs; `None` means the field is not allowed to anyone.
 pub fn required(parent_type: &str, field: &str) -> Option<&'static str> {
@@ -41,6 +55,12 @@ pub fn required(parent_type: &str, field: &str) -> Option<&'static str> {
             | "setPassword",
         ) => Some(PASSWORD),
         ("Mutation", "createSelfServiceDeletionUrl") => Some(DELETION_URL),
+        (
+            "Mutation",
+            "updateUser" | "changeIdentity" | "attachIdentity" | "detachIdentity" | "disableUser"
+            | "enableUser",
+        ) => Some(UPDATE),
+        ("Mutation", "verifyPassword") => Some(AUTHENTICATE),
         _ => None,
     }
 }

@@ -55,6 +55,8 @@ pub async fn update_settings(conn: &mut AsyncPgConnection, app: &App) -> QueryRe
             apps::public_url.eq(&app.public_url),
             apps::mail_per_address_per_hour.eq(app.mail_per_address_per_hour),
             apps::mail_per_app_per_hour.eq(app.mail_per_app_per_hour),
+            apps::login_max_failures.eq(app.login_max_failures),
+            apps::login_failure_window_minutes.eq(app.login_failure_window_minutes),
             apps::updated_at.eq(diesel::dsl::now),
         ))
         .returning(App::as_returning())

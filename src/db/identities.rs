@@ -43,6 +43,44 @@ pub async fn set_password_hash(
     .await
 }
 
+/// Changes the external id of a profile's identity of `kind` (EMAIL or UNIVERSAL_ID), keeping
+/// its password; returns how many rows changed. A taken id fails on `identities_external_key`.
+pub async fn change_external_id(
+    conn: &mut AsyncPgConnection,
+    app_id: &str,
+    profile_id: Uuid,
+    kind: &str,
+    external_id: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        identities::table
+            .filter(identities::app_id.eq(app_id))
+            .filter(identities::profile_id.eq(profile_id))
+            .filter(identities::kind.eq(kind))
+            .filter(identities::external_auth_type.eq("")),
+    )
+    .set((
+        identities::external_id.eq(external_id),
+        identities::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await
+}
+
+/// Removes a profile's identity of `kind` (for EXTERNAL: of `external_auth_type`, else `""`);
+/// returns how many rows went.
+pub async fn delete(
+    conn: &mut AsyncPgConnection,
+    app_id: &str,
+    profile_id: Uuid,
+    kind: &str,
+    external_auth_type: &str,
+) -> QueryResult<usize> {
+    diesel::delete(identities::table.find((app_id, profile_id, kind, external_auth_type)))
+        .execute(conn)
+        .await
+}
+
 /// Puts one profile's identities in their stable order: by kind, then external auth type, in
 /// byte order (the same whatever the database's collation). Profiles have a handful, so this is
 /// cheaper here than a sort step in every query plan.

@@ -37,6 +37,11 @@ pub struct App {
     pub mail_per_address_per_hour: i32,
     /// Mails (recipients) the whole app may send per hour.
     pub mail_per_app_per_hour: i32,
+    /// Failed `verifyPassword` attempts per identity within the window before further attempts
+    /// are refused.
+    pub login_max_failures: i32,
+    /// The window of `login_max_failures`, in minutes.
+    pub login_failure_window_minutes: i32,
 }
 
 /// A new tenant; settings take their column defaults.
@@ -69,6 +74,43 @@ pub struct Profile {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_login_at: Option<DateTime<Utc>>,
+    /// `ACTIVE` or `DISABLED` ([`ACTIVE`], [`DISABLED`]).
+    pub status: String,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub disabled_reason: Option<String>,
+    /// Successful `verifyPassword` calls.
+    pub login_count: i32,
+    /// 1 at creation, +1 on every change of the profile or its identities.
+    pub version: i32,
+}
+
+/// The status of a profile that can be used.
+pub const ACTIVE: &str = "ACTIVE";
+/// The status of a disabled profile: no resets, links or logins.
+pub const DISABLED: &str = "DISABLED";
+
+impl Profile {
+    /// Whether the profile is disabled.
+    pub fn is_disabled(&self) -> bool {
+        self.status == DISABLED
+    }
+}
+
+/// The states of a profile, as stored in `profiles.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProfileStatus {
+    Active,
+    Disabled,
+}
+
+impl ProfileStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileStatus::Active => ACTIVE,
+            ProfileStatus::Disabled => DISABLED,
+        }
+    }
 }
 
 /// A profile to insert.
@@ -87,6 +129,23 @@ pub struct NewProfile<'a> {
     pub summary_friend_data: Option<&'a serde_json::Value>,
     pub parent_app_id: Option<&'a str>,
     pub parent_profile_id: Option<Uuid>,
+}
+
+/// The stored fields an update changes; `None` leaves a column as it is, `Some(None)` clears
+/// it. Version and `updated_at` are set by the query that applies it.
+#[derive(Debug, Default, Clone, PartialEq, AsChangeset)]
+#[diesel(table_name = profiles)]
+pub struct ProfileChanges<'a> {
+    pub user_name: Option<Option<&'a str>>,
+    pub contact_email: Option<Option<&'a str>>,
+    pub country_code: Option<Option<&'a str>>,
+    pub language_code: Option<Option<&'a str>>,
+    pub time_zone_offset: Option<Option<f64>>,
+    pub picture_url: Option<Option<&'a str>>,
+    pub is_tester: Option<bool>,
+    pub summary_friend_data: Option<Option<&'a serde_json::Value>>,
+    pub parent_app_id: Option<Option<&'a str>>,
+    pub parent_profile_id: Option<Option<Uuid>>,
 }
 
 /// How a profile logs in, without its secret. Serialises (for the export document) with the

@@ -94,6 +94,21 @@ pub async fn exists(
     .await
 }
 
+/// Whether a profile exists and is disabled.
+pub async fn is_disabled(
+    conn: &mut AsyncPgConnection,
+    app_id: &str,
+    profile_id: Uuid,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        profiles::table
+            .find((app_id, profile_id))
+            .filter(profiles::status.eq(super::models::DISABLED)),
+    ))
+    .get_result(conn)
+    .await
+}
+
 /// Whether a profile (of `parent_app_id`) already has a child in `app_id`.
 pub async fn has_child_in(
     conn: &mut AsyncPgConnection,
@@ -201,6 +216,7 @@ pub async fn orphan_children(
     .set((
         profiles::parent_app_id.eq(None::<String>),
         profiles::parent_profile_id.eq(None::<Uuid>),
+        profiles::version.eq(profiles::version + 1),
         profiles::updated_at.eq(diesel::dsl::now),
     ))
     .returning((profiles::app_id, profiles::profile_id))
@@ -290,6 +306,8 @@ pub struct ProfileFilter {
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
     pub parent_profile_id: Option<Uuid>,
+    /// `ACTIVE` or `DISABLED`.
+    pub status: Option<&'static str>,
 }
 
 /// How a row relates to a [`Position`] in the listing's own order.
@@ -364,6 +382,9 @@ impl<'a> Listing<'a> {
         }
         if let Some(parent) = f.parent_profile_id {
             q = q.filter(profiles::parent_profile_id.eq(parent));
+        }
+        if let Some(status) = f.status {
+            q = q.filter(profiles::status.eq(status));
         }
         q
     }

@@ -20,6 +20,8 @@ diesel::table! {
         updated_at -> Timestamptz,
         mail_per_address_per_hour -> Int4,
         mail_per_app_per_hour -> Int4,
+        login_max_failures -> Int4,
+        login_failure_window_minutes -> Int4,
     }
 }
 
@@ -58,6 +60,16 @@ diesel::table! {
         password_hash -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    login_failures (app_id, kind, external_id) {
+        app_id -> Text,
+        kind -> Text,
+        external_id -> Text,
+        failures -> Int4,
+        window_started_at -> Timestamptz,
     }
 }
 
@@ -125,6 +137,11 @@ diesel::table! {
         last_login_at -> Nullable<Timestamptz>,
         user_name_key -> Text,
         last_login_key -> Timestamptz,
+        status -> Text,
+        disabled_at -> Nullable<Timestamptz>,
+        disabled_reason -> Nullable<Text>,
+        login_count -> Int4,
+        version -> Int4,
     }
 }
 
@@ -138,6 +155,7 @@ diesel::table! {
 
 diesel::joinable!(audit_events -> apps (app_id));
 diesel::joinable!(email_templates -> apps (app_id));
+diesel::joinable!(login_failures -> apps (app_id));
 diesel::joinable!(outbox -> apps (app_id));
 diesel::joinable!(profiles -> apps (app_id));
 
@@ -146,6 +164,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     email_templates,
     identities,
+    login_failures,
     one_time_tokens,
     outbox,
     outbox_recipients,

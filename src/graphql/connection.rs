@@ -7,7 +7,7 @@ use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 
 use super::services;
-use super::types::{IdentityType, User};
+use super::types::{IdentityType, User, UserStatus};
 use crate::db::profiles::OrderField;
 use crate::users::page::{FilterInput, Page};
 
@@ -32,6 +32,8 @@ pub struct UserFilter {
     pub created_before: Option<DateTime<Utc>>,
     /// The profile's parentProfileId equals this.
     pub parent_profile_id: Option<ID>,
+    /// The profile's status equals this.
+    pub status: Option<UserStatus>,
 }
 
 impl From<UserFilter> for FilterInput {
@@ -46,6 +48,7 @@ impl From<UserFilter> for FilterInput {
             created_after: f.created_after,
             created_before: f.created_before,
             parent_profile_id: f.parent_profile_id.map(|id| id.0),
+            status: f.status.map(Into::into),
         }
     }
 }

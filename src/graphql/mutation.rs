@@ -23,7 +23,7 @@ pub struct ProfileFieldsInput {
     pub language_code: Option<String>,
     /// Offset from UTC in hours, -24 to 24.
     pub time_zone_offset: Option<f64>,
-    /// Picture URL, at most 2048 characters.
+    /// Picture URL: http or https, at most 2048 characters.
     pub picture_url: Option<String>,
     /// Whether this is a tester account (default false).
     pub is_tester: Option<bool>,
@@ -119,7 +119,11 @@ pub struct UsersMutation;
 
 /// Every mutation.
 #[derive(async_graphql::MergedObject, Default)]
-pub struct Mutation(UsersMutation, super::recovery::RecoveryMutation);
+pub struct Mutation(
+    UsersMutation,
+    super::recovery::RecoveryMutation,
+    super::lifecycle::LifecycleMutation,
+);
 
 async fn create(ctx: &Context<'_>, input: NewUser) -> Result<CreateUserPayload> {
     let svc = services(ctx);

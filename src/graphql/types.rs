@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::loaders::{ChildrenLoader, IdentityLoader};
 use crate::db::models;
-use crate::db::models::IdentityKind;
+use crate::db::models::{IdentityKind, ProfileStatus};
 use crate::users::read::Export;
 
 /// How a profile logs in.
@@ -39,6 +39,26 @@ impl From<IdentityKind> for IdentityType {
             IdentityKind::Email => IdentityType::Email,
             IdentityKind::UniversalId => IdentityType::UniversalId,
             IdentityKind::External => IdentityType::External,
+        }
+    }
+}
+
+/// Whether a profile can be used.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum UserStatus {
+    /// The profile works normally.
+    Active,
+    /// Blocked by `disableUser`: no password resets, reset or deletion links, or logins
+    /// (`USER_DISABLED`) until `enableUser`. Reads, updates, `setPassword` and `deleteUser`
+    /// still work.
+    Disabled,
+}
+
+impl From<UserStatus> for ProfileStatus {
+    fn from(s: UserStatus) -> Self {
+        match s {
+            UserStatus::Active => ProfileStatus::Active,
+            UserStatus::Disabled => ProfileStatus::Disabled,
         }
     }
 }
@@ -123,12 +143,12 @@ impl User {
         self.profile.contact_email.as_deref()
     }
 
-    /// Country code, as given at creation.
+    /// Country code.
     async fn country_code(&self) -> Option<&str> {
         self.profile.country_code.as_deref()
     }
 
-    /// Language code, as given at creation.
+    /// Language code.
     async fn language_code(&self) -> Option<&str> {
         self.profile.language_code.as_deref()
     }
@@ -168,9 +188,39 @@ impl User {
         self.profile.updated_at
     }
 
-    /// When the user last logged in, if ever.
+    /// When the user last logged in (a successful `verifyPassword`), if ever.
     async fn last_login_at(&self) -> Option<DateTime<Utc>> {
         self.profile.last_login_at
+    }
+
+    /// Whether the profile is active or disabled.
+    async fn status(&self) -> UserStatus {
+        if self.profile.is_disabled() {
+            UserStatus::Disabled
+        } else {
+            UserStatus::Active
+        }
+    }
+
+    /// When the profile was disabled; null while it is active.
+    async fn disabled_at(&self) -> Option<DateTime<Utc>> {
+        self.profile.disabled_at
+    }
+
+    /// Why the profile was disabled, as `disableUser` was told; null while it is active.
+    async fn disabled_reason(&self) -> Option<&str> {
+        self.profile.disabled_reason.as_deref()
+    }
+
+    /// Successful `verifyPassword` calls.
+    async fn login_count(&self) -> i32 {
+        self.profile.login_count
+    }
+
+    /// 1 at creation, +1 on every change of the profile or its identities (not on logins).
+    /// Give it to `updateUser` as `expectedVersion` to update only what you read.
+    async fn version(&self) -> i32 {
+        self.profile.version
     }
 
     /// How the user logs in. Loaded for all users of a response in one query.

@@ -39,6 +39,8 @@ pub enum Kind {
     AccountDeleted,
     /// Notice that the password was changed.
     PasswordChanged,
+    /// Notice to an old email address that changeIdentity replaced it.
+    IdentityChanged,
 }
 
 impl Kind {
@@ -49,6 +51,7 @@ impl Kind {
             Kind::AccountCreated => "ACCOUNT_CREATED",
             Kind::AccountDeleted => "ACCOUNT_DELETED",
             Kind::PasswordChanged => "PASSWORD_CHANGED",
+            Kind::IdentityChanged => "IDENTITY_CHANGED",
         }
     }
 
@@ -59,6 +62,7 @@ impl Kind {
             Kind::AccountCreated,
             Kind::AccountDeleted,
             Kind::PasswordChanged,
+            Kind::IdentityChanged,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

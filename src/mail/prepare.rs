@@ -114,6 +114,9 @@ pub async fn prepare(
                 "link expired before it could be sent".into(),
             ));
         }
+        if profile.is_disabled() {
+            return Ok(Prepared::Drop("profile disabled".into()));
+        }
         let has_identity = db::identities::for_profile(&mut conn, &msg.app_id, profile.profile_id)
             .await?
             .iter()
@@ -227,7 +230,8 @@ pub async fn prepare(
 }
 
 /// The template of a message: the app's (named when it was queued), the caller's ad-hoc
-/// subject and body, or the built-in one of its kind.
+/// subject and body, or the built-in one of its kind (the app's own version of it, under its
+/// reserved id, when the app has one).
 async fn source(
     conn: &mut crate::db::Conn,
     app: &App,
@@ -235,13 +239,25 @@ async fn source(
     kind: Kind,
     params: &StoredParams,
 ) -> AppResult<Result<TemplateSource, String>> {
-    let builtin = templates::builtin(match (kind, msg.identity_kind.as_deref()) {
+    let which = match (kind, msg.identity_kind.as_deref()) {
         (Kind::PasswordReset, Some("UNIVERSAL_ID")) => Builtin::PasswordResetUniversalId,
         (Kind::PasswordReset, _) => Builtin::PasswordResetEmail,
         (Kind::AccountCreated, _) => Builtin::AccountCreated,
         (Kind::AccountDeleted, _) => Builtin::AccountDeleted,
         (Kind::PasswordChanged, _) => Builtin::PasswordChanged,
-    });
+        (Kind::IdentityChanged, _) => Builtin::IdentityChanged,
+    };
+    let builtin = match msg.template_id {
+        Some(_) => templates::builtin(which),
+        None => match db::templates::find(conn, &app.app_id, which.override_id()).await? {
+            Some(t) => TemplateSource {
+                subject: t.subject,
+                text: t.body_text,
+                html: t.body_html,
+            },
+            None => templates::builtin(which),
+        },
+    };
     if let Some(id) = &msg.template_id {
         return Ok(match db::templates::find(conn, &app.app_id, id).await? {
             Some(t) => Ok(TemplateSource {

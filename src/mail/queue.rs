@@ -183,6 +183,8 @@ mod tests {
             updated_at: now,
             mail_per_address_per_hour: per_address,
             mail_per_app_per_hour: per_app,
+            login_max_failures: 10,
+            login_failure_window_minutes: 15,
         }
     }
 

@@ -138,6 +138,33 @@ pub enum Builtin {
     AccountDeleted,
     /// Notice of a password change.
     PasswordChanged,
+    /// Notice to an old email address that it no longer logs in to the account.
+    IdentityChanged,
+}
+
+impl Builtin {
+    /// Every built-in template.
+    pub const ALL: [Builtin; 6] = [
+        Builtin::PasswordResetEmail,
+        Builtin::PasswordResetUniversalId,
+        Builtin::AccountCreated,
+        Builtin::AccountDeleted,
+        Builtin::PasswordChanged,
+        Builtin::IdentityChanged,
+    ];
+
+    /// The reserved id of an app template that replaces this built-in one for that app
+    /// (`usersvc template put --app ID --id builtin.password-changed …`).
+    pub fn override_id(self) -> &'static str {
+        match self {
+            Builtin::PasswordResetEmail => "builtin.password-reset-email",
+            Builtin::PasswordResetUniversalId => "builtin.password-reset-universal-id",
+            Builtin::AccountCreated => "builtin.account-created",
+            Builtin::AccountDeleted => "builtin.account-deleted",
+            Builtin::PasswordChanged => "builtin.password-changed",
+            Builtin::IdentityChanged => "builtin.identity-changed",
+        }
+    }
 }
 
 const HTML_HEAD: &str =
@@ -204,6 +231,20 @@ pub fn builtin(b: Builtin) -> TemplateSource {
                  If this was not you, contact {{ appName }} support at once.</p>",
             ),
         },
+        Builtin::IdentityChanged => TemplateSource {
+            subject: "Your {{ appName }} sign-in email was changed".into(),
+            text: "Hello{% if userName %} {{ userName }}{% endif %},\n\n\
+                   {{ userEmail }} is no longer the email address you sign in to {{ appName }} with: \
+                   it was just replaced by another address. Your password stays as it was.\n\
+                   If this was not you, contact {{ appName }} support at once.\n"
+                .into(),
+            html: html(
+                "<p>Hello{% if userName %} {{ userName }}{% endif %},</p>\
+                 <p>{{ userEmail }} is no longer the email address you sign in to {{ appName }} with: \
+                 it was just replaced by another address. Your password stays as it was.</p>\
+                 <p>If this was not you, contact {{ appName }} support at once.</p>",
+            ),
+        },
     }
 }
 
@@ -258,19 +299,28 @@ mod tests {
     }
 
     #[test]
+    fn override_ids_are_distinct_valid_template_ids() {
+        let ids: std::collections::BTreeSet<&str> =
+            Builtin::ALL.iter().map(|b| b.override_id()).collect();
+        assert_eq!(ids.len(), Builtin::ALL.len());
+        for id in ids {
+            assert!(id.starts_with("builtin.") && id.len() <= 128, "{id}");
+            assert!(
+                id.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
     fn builtins_render_every_variable() {
         let vars = json!({
             "appName": "Game", "appId": "g", "profileId": "p", "userName": "Ann",
             "userEmail": "ann@example.com", "webUrl": "https://x.example/self-service/reset-password?token=abc",
             "expiresAt": "2026-01-01T00:00:00Z", "tokenTtlInMinutes": 60,
         });
-        for b in [
-            Builtin::PasswordResetEmail,
-            Builtin::PasswordResetUniversalId,
-            Builtin::AccountCreated,
-            Builtin::AccountDeleted,
-            Builtin::PasswordChanged,
-        ] {
+        for b in Builtin::ALL {
             let src = builtin(b);
             check(&src).unwrap();
             let r = render(&src, &vars).unwrap();

@@ -12,6 +12,7 @@ use crate::db::{self, DbPool, get_conn};
 use crate::error::{AppError, AppResult};
 use crate::links::{self, new_token};
 use crate::mail::MailSettings;
+use crate::users::status::refuse_disabled;
 use crate::users::{audit, caller_app, parse_profile_id};
 
 /// Default lifetime of a deletion link: one day.
@@ -31,9 +32,10 @@ pub async fn create_deletion_url(
     let mut conn = get_conn(pool).await?;
     conn.transaction::<_, AppError, _>(async |conn| {
         let app = caller_app(conn, caller).await?;
-        if !db::profiles::exists(conn, &app.app_id, id).await? {
-            return Err(AppError::ProfileNotFound);
-        }
+        let profile = db::profiles::find_for_update(conn, &app.app_id, id)
+            .await?
+            .ok_or(AppError::ProfileNotFound)?;
+        refuse_disabled(&profile)?;
         let token_row = NewToken {
             app_id: &app.app_id,
             profile_id: id,

@@ -17,6 +17,7 @@ use crate::mail::params::{self, ServiceParams, StoredParams};
 use crate::mail::queue::{NewMail, OverLimit, queue};
 use crate::mail::{MailSettings, outbox::Kind};
 use crate::passwords::{Hasher, MAX_PASSWORD_BYTES, Policy};
+use crate::users::status::refuse_disabled;
 use crate::users::{audit, caller_app, parse_profile_id};
 
 /// Which reset: to the EMAIL identity's address, or (universal id) to the contact email.
@@ -77,6 +78,7 @@ pub async fn send_reset(
         .transaction::<_, AppError, _>(async |conn| {
             let app = caller_app(conn, caller).await?;
             let (profile, ids) = locked_profile(conn, &app.app_id, id).await?;
+            refuse_disabled(&profile)?;
             let (recipient, kind) = match via {
                 ResetVia::Email => {
                     let email = identity(&ids, IdentityKind::Email)
@@ -189,7 +191,8 @@ pub async fn create_reset_url(
     let mut conn = get_conn(pool).await?;
     conn.transaction::<_, AppError, _>(async |conn| {
         let app = caller_app(conn, caller).await?;
-        let (_, ids) = locked_profile(conn, &app.app_id, id).await?;
+        let (profile, ids) = locked_profile(conn, &app.app_id, id).await?;
+        refuse_disabled(&profile)?;
         identity(&ids, kind).ok_or(AppError::MissingIdentity(kind.as_str()))?;
         let ttl = ttl.unwrap_or(app.reset_ttl_minutes);
         let token_row = NewToken {
@@ -220,9 +223,10 @@ pub async fn create_reset_url(
 }
 
 /// Writes a new password hash to a profile's identity and does what every password change
-/// does, inside the caller's transaction: revoke the profile's live links, drop its queued
-/// reset mails, queue a "password changed" notice (recorded unsent when it is over a mail
-/// limit: the change itself must not fail for it), write the audit event (`operation`).
+/// does, inside the caller's transaction: bump the profile's version, revoke its live links,
+/// drop its queued reset mails, queue a "password changed" notice (recorded unsent when it is
+/// over a mail limit: the change itself must not fail for it), write the audit event
+/// (`operation`). Returns the profile as it is afterwards.
 pub(crate) async fn write_password(
     conn: &mut AsyncPgConnection,
     mail: &MailSettings,
@@ -231,7 +235,7 @@ pub(crate) async fn write_password(
     kind: IdentityKind,
     hash: &str,
     operation: &str,
-) -> AppResult<()> {
+) -> AppResult<Profile> {
     let app_id = &profile.app_id;
     let updated =
         db::identities::set_password_hash(conn, app_id, profile.profile_id, kind.as_str(), hash)
@@ -239,6 +243,9 @@ pub(crate) async fn write_password(
     if updated == 0 {
         return Err(AppError::MissingIdentity(kind.as_str()));
     }
+    let changed = db::profile_updates::bump_version(conn, app_id, profile.profile_id)
+        .await?
+        .ok_or(AppError::ProfileNotFound)?;
     db::tokens::revoke(conn, app_id, profile.profile_id, None).await?;
     db::outbox::drop_for_profiles(
         conn,
@@ -269,7 +276,8 @@ pub(crate) async fn write_password(
         .await?;
     }
     let details = json!({ "identityType": kind.as_str() });
-    audit(conn, caller, profile.profile_id, operation, details).await
+    audit(conn, caller, profile.profile_id, operation, details).await?;
+    Ok(changed)
 }
 
 /// A password chosen by the caller for one of a profile's identities.
@@ -313,7 +321,8 @@ pub async fn set_password(
         .transaction::<_, AppError, _>(async |conn| {
             let app = caller_app(conn, caller).await?;
             let (profile, _) = locked_profile(conn, &app.app_id, id).await?;
-            write_password(conn, mail, caller, &profile, kind, &hash, "setPassword").await?;
+            let profile =
+                write_password(conn, mail, caller, &profile, kind, &hash, "setPassword").await?;
             let ids = db::identities::for_profile(conn, &app.app_id, id).await?;
             Ok((profile, ids))
         })

@@ -40,6 +40,9 @@ async fn live_token(
         DeadLink::Revoked
     } else if expired {
         DeadLink::Expired
+    } else if db::profiles::is_disabled(conn, &row.app_id, row.profile_id).await? {
+        // Disabling revokes a profile's links; one made in a race with it is just as dead.
+        DeadLink::Revoked
     } else {
         return Ok(row);
     }))
@@ -130,6 +133,10 @@ pub async fn complete_reset(
             let profile = db::profiles::find(conn, &row.app_id, row.profile_id)
                 .await?
                 .ok_or(AppError::ProfileNotFound)?;
+            if profile.is_disabled() {
+                // Rolled back with the consumption: the link stays as dead as the profile is.
+                return Err(AppError::DeadLink(DeadLink::Revoked));
+            }
             let caller = Caller::system(row.app_id.clone(), "self-service");
             super::reset::write_password(
                 conn,

@@ -1,5 +1,6 @@
-//! The optional profile fields shared by the three create calls, and their limits. Every
-//! limit is checked before any database call or hash.
+//! The optional profile fields shared by the three create calls and `updateUser`, and their
+//! limits: one function per field, so a create and an update check a value the same way.
+//! Every limit is checked before any database call or hash.
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -70,53 +71,96 @@ fn code(value: Option<String>, field: &str) -> AppResult<Option<String>> {
     Ok(v)
 }
 
+/// A userName as stored (`None`: empty after trimming).
+pub fn user_name(v: String) -> AppResult<Option<String>> {
+    text(Some(v), MAX_USER_NAME, "userName")
+}
+
+/// A contactEmail as stored: a normalised address (`None`: empty).
+pub fn contact_email(v: String) -> AppResult<Option<String>> {
+    if v.trim().is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(email(&v, "contactEmail")?))
+}
+
+/// A countryCode as stored (`None`: empty).
+pub fn country_code(v: String) -> AppResult<Option<String>> {
+    code(Some(v), "countryCode")
+}
+
+/// A languageCode as stored (`None`: empty).
+pub fn language_code(v: String) -> AppResult<Option<String>> {
+    code(Some(v), "languageCode")
+}
+
+/// A timeZoneOffset: hours between -24 and 24.
+pub fn time_zone_offset(t: f64) -> AppResult<f64> {
+    if !t.is_finite() || !(-24.0..=24.0).contains(&t) {
+        return Err(AppError::bad_input(
+            "timeZoneOffset must be a number of hours between -24 and 24",
+        ));
+    }
+    Ok(t)
+}
+
+/// A pictureUrl as stored: an http or https URL (`None`: empty).
+pub fn picture_url(v: String) -> AppResult<Option<String>> {
+    match text(Some(v), MAX_URL, "pictureUrl")? {
+        Some(url) => {
+            crate::normalise::web_url(&url, "pictureUrl")?;
+            Ok(Some(url))
+        }
+        None => Ok(None),
+    }
+}
+
+/// summaryFriendData as stored: any JSON up to [`MAX_FRIEND_DATA`] bytes without NUL
+/// (`None`: JSON null).
+pub fn summary_friend_data(v: Value) -> AppResult<Option<Value>> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    crate::normalise::json_without_nul(&v, "summaryFriendData")?;
+    let size = serde_json::to_vec(&v)
+        .map(|b| b.len())
+        .unwrap_or(usize::MAX);
+    if size > MAX_FRIEND_DATA {
+        return Err(AppError::bad_input(format!(
+            "summaryFriendData must be at most {MAX_FRIEND_DATA} bytes of JSON"
+        )));
+    }
+    Ok(Some(v))
+}
+
+/// A parentProfileId: a UUID.
+pub fn parent_profile_id(v: &str) -> AppResult<Uuid> {
+    super::parse_profile_id(v, "parentProfileId")
+}
+
 impl ProfileFields {
     /// Checks every field; the first problem wins.
     pub fn validate(self) -> AppResult<ValidFields> {
         let contact_email = match self.contact_email {
-            Some(e) if !e.trim().is_empty() => Some(email(&e, "contactEmail")?),
-            _ => None,
+            Some(e) => contact_email(e)?,
+            None => None,
         };
-        let time_zone_offset = match self.time_zone_offset {
-            Some(t) if !t.is_finite() || !(-24.0..=24.0).contains(&t) => {
-                return Err(AppError::bad_input(
-                    "timeZoneOffset must be a number of hours between -24 and 24",
-                ));
-            }
-            t => t,
-        };
+        let time_zone_offset = self.time_zone_offset.map(time_zone_offset).transpose()?;
         let summary_friend_data = match self.summary_friend_data {
-            Some(Value::Null) | None => None,
-            Some(v) => {
-                crate::normalise::json_without_nul(&v, "summaryFriendData")?;
-                let size = serde_json::to_vec(&v)
-                    .map(|b| b.len())
-                    .unwrap_or(usize::MAX);
-                if size > MAX_FRIEND_DATA {
-                    return Err(AppError::bad_input(format!(
-                        "summaryFriendData must be at most {MAX_FRIEND_DATA} bytes of JSON"
-                    )));
-                }
-                Some(v)
-            }
+            Some(v) => summary_friend_data(v)?,
+            None => None,
         };
         let parent_profile_id = match self.parent_profile_id {
-            Some(p) => Some(super::parse_profile_id(&p, "parentProfileId")?),
+            Some(p) => Some(parent_profile_id(&p)?),
             None => None,
         };
         Ok(ValidFields {
-            user_name: text(self.user_name, MAX_USER_NAME, "userName")?,
+            user_name: self.user_name.map(user_name).transpose()?.flatten(),
             contact_email,
-            country_code: code(self.country_code, "countryCode")?,
-            language_code: code(self.language_code, "languageCode")?,
+            country_code: self.country_code.map(country_code).transpose()?.flatten(),
+            language_code: self.language_code.map(language_code).transpose()?.flatten(),
             time_zone_offset,
-            picture_url: match text(self.picture_url, MAX_URL, "pictureUrl")? {
-                Some(url) => {
-                    crate::normalise::web_url(&url, "pictureUrl")?;
-                    Some(url)
-                }
-                None => None,
-            },
+            picture_url: self.picture_url.map(picture_url).transpose()?.flatten(),
             is_tester: self.is_tester.unwrap_or(false),
             summary_friend_data,
             parent_profile_id,

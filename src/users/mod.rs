@@ -6,8 +6,12 @@
 pub mod create;
 pub mod delete;
 pub mod fields;
+pub mod identities;
+pub mod login;
 pub mod page;
 pub mod read;
+pub mod status;
+pub mod update;
 
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
@@ -15,7 +19,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 #[cfg(doc)]
 use crate::db::DbPool;
-use crate::db::models::{App, NewAuditEvent};
+use crate::db::models::{App, NewAuditEvent, Profile};
 use crate::error::{AppError, AppResult};
 use crate::telemetry::current_request_id;
 
@@ -33,6 +37,46 @@ pub async fn caller_app(conn: &mut AsyncPgConnection, caller: &Caller) -> AppRes
     crate::db::apps::find(conn, &caller.app_id)
         .await?
         .ok_or_else(|| AppError::Forbidden(format!("app \"{}\" does not exist", caller.app_id)))
+}
+
+/// One profile of the caller's app, locked until the end of the transaction (`FOR UPDATE`):
+/// changes to one profile queue here, so each sees the one before it (versions, idempotent
+/// repeats, the last identity). `PROFILE_NOT_FOUND` when it is not there.
+pub async fn lock_profile(
+    conn: &mut AsyncPgConnection,
+    caller: &Caller,
+    profile_id: Uuid,
+) -> AppResult<Profile> {
+    crate::db::profiles::find_for_update(conn, &caller.app_id, profile_id)
+        .await?
+        .ok_or(AppError::ProfileNotFound)
+}
+
+/// The contract's answer to a write that a constraint refused, for the constraints whose
+/// violation is a caller's mistake (decided by the database, so concurrent writers get one
+/// winner); any other database error as it is.
+pub fn refused_by_constraint(e: diesel::result::Error) -> AppError {
+    use diesel::result::{DatabaseErrorKind, Error};
+    if let Error::DatabaseError(kind, info) = &e {
+        match (kind, info.constraint_name()) {
+            (DatabaseErrorKind::UniqueViolation, Some("identities_external_key")) => {
+                return AppError::UserAlreadyExists;
+            }
+            (DatabaseErrorKind::UniqueViolation, Some("identities_pkey")) => {
+                return AppError::DuplicateIdentityType;
+            }
+            (DatabaseErrorKind::UniqueViolation, Some("profiles_one_child_per_app")) => {
+                return AppError::DuplicateChild;
+            }
+            (DatabaseErrorKind::ForeignKeyViolation, Some("profiles_parent_fkey")) => {
+                return AppError::AppParentMismatch(
+                    "parentProfileId does not name a profile of the parent app",
+                );
+            }
+            _ => {}
+        }
+    }
+    e.into()
 }
 
 /// Writes one audit event: `caller` did `operation` to a profile (of the caller's app), in the

@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use super::parse_profile_id;
 use crate::auth::Caller;
-use crate::db::models::IdentityKind;
 use crate::db::models::Profile;
+use crate::db::models::{IdentityKind, ProfileStatus};
 use crate::db::profiles::{Listing, OrderField, Position, ProfileFilter, Side, SortKey};
 use crate::db::{DbPool, get_conn};
 use crate::error::{AppError, AppResult};
@@ -62,6 +62,7 @@ pub struct FilterInput {
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
     pub parent_profile_id: Option<String>,
+    pub status: Option<ProfileStatus>,
 }
 
 /// A page request.
@@ -127,6 +128,7 @@ fn check_filter(f: FilterInput) -> AppResult<ProfileFilter> {
             Some(p) => Some(parse_profile_id(&p, "filter.parentProfileId")?),
             None => None,
         },
+        status: f.status.map(ProfileStatus::as_str),
     })
 }
 
@@ -173,6 +175,10 @@ fn binding(
         &opt(&filter.parent_profile_id.map(|p| p.to_string())),
     );
     put("order", &format!("{field:?}/{descending}"));
+    // Last, and only when set: cursors made before the filter existed stay valid without it.
+    if let Some(status) = filter.status {
+        put("status", status);
+    }
     h
 }
 
@@ -423,6 +429,11 @@ mod tests {
             ..ProfileFilter::default()
         };
         let other_filter = binding(&key(), "a", &filtered, OrderField::CreatedAt, false);
+        let disabled = ProfileFilter {
+            status: Some("DISABLED"),
+            ..ProfileFilter::default()
+        };
+        let other_status = binding(&key(), "a", &disabled, OrderField::CreatedAt, false);
         let other_key = binding(
             &CursorKey::new([8; 32]),
             "a",
@@ -430,7 +441,13 @@ mod tests {
             OrderField::CreatedAt,
             false,
         );
-        for fp2 in [other_app, other_order, other_filter, other_key] {
+        for fp2 in [
+            other_app,
+            other_order,
+            other_filter,
+            other_status,
+            other_key,
+        ] {
             assert!(decode_cursor(&c, &fp2, OrderField::CreatedAt).is_err());
         }
         let name = Position {

@@ -217,6 +217,11 @@ mod tests {
             created_at: at,
             updated_at: at,
             last_login_at: None,
+            status: "ACTIVE".into(),
+            disabled_at: None,
+            disabled_reason: None,
+            login_count: 0,
+            version: 1,
         };
         let identity = |kind: &str, ext: &str| Identity {
             app_id: "a".into(),
@@ -252,7 +257,9 @@ mod tests {
             "appId": "a", "profileId": id, "userName": "Ann", "contactEmail": "ann@example.com",
             "countryCode": null, "languageCode": "en", "timeZoneOffset": 1.5, "pictureUrl": null,
             "isTester": false, "summaryFriendData": {"level": 3}, "parentProfileId": null,
-            "createdAt": t, "updatedAt": t, "lastLoginAt": null, "identities": identities,
+            "createdAt": t, "updatedAt": t, "lastLoginAt": null, "status": "ACTIVE",
+            "disabledAt": null, "disabledReason": null, "loginCount": 0, "version": 1,
+            "identities": identities,
         });
         assert_eq!(
             export.document(),

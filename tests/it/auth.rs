@@ -407,6 +407,34 @@ pub const ROOT_CALLS: &[(&str, &str)] = &[
         "createSelfServiceDeletionUrl",
         "mutation { createSelfServiceDeletionUrl(input: {profileId: \"00000000-0000-7000-8000-000000000000\"}) { url } }",
     ),
+    (
+        "updateUser",
+        "mutation { updateUser(input: {profileId: \"00000000-0000-7000-8000-000000000000\", userName: \"m\"}) { user { profileId } } }",
+    ),
+    (
+        "changeIdentity",
+        "mutation { changeIdentity(input: {profileId: \"00000000-0000-7000-8000-000000000000\", type: EMAIL, newExternalId: \"n@example.com\"}) { user { profileId } } }",
+    ),
+    (
+        "attachIdentity",
+        "mutation { attachIdentity(input: {profileId: \"00000000-0000-7000-8000-000000000000\", type: UNIVERSAL_ID, externalId: \"m\"}) { user { profileId } } }",
+    ),
+    (
+        "detachIdentity",
+        "mutation { detachIdentity(input: {profileId: \"00000000-0000-7000-8000-000000000000\", type: EMAIL}) { user { profileId } } }",
+    ),
+    (
+        "disableUser",
+        "mutation { disableUser(input: {profileId: \"00000000-0000-7000-8000-000000000000\"}) { user { profileId } } }",
+    ),
+    (
+        "enableUser",
+        "mutation { enableUser(input: {profileId: \"00000000-0000-7000-8000-000000000000\"}) { user { profileId } } }",
+    ),
+    (
+        "verifyPassword",
+        "mutation { verifyPassword(input: {type: EMAIL, externalId: \"m@example.com\", password: \"whatever\"}) { user { profileId } } }",
+    ),
 ];
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! A real browser: headless Chromium driven through chromedriver (WebDriver) opens a reset link
-//! read out of a received mail, fills the form and submits it; confirms a deletion link; and
-//! loads GraphiQL from `GET /graphql` and runs a query with a token — all with nothing but
-//! localhost reachable (GraphiQL's assets come from usersvc itself).
+//! read out of a received mail, fills the form and submits it; sees the same form refuse the
+//! password once the user was disabled; confirms a deletion link; and loads GraphiQL from
+//! `GET /graphql` and runs a query with a token — all with nothing but localhost reachable
+//! (GraphiQL's assets come from usersvc itself).
 
 use std::process::{Child, Command, Stdio};
 
@@ -282,4 +283,79 @@ async fn graphiql_runs_a_query_with_a_pasted_token() {
         json!("gil@example.com")
     );
     b.close().await;
+}
+
+#[tokio::test]
+async fn a_reset_page_opened_before_the_user_was_disabled_refuses_the_new_password() {
+    let sink = SmtpSink::start();
+    let t = TestApp::with(Options {
+        smtp_url: Some(sink.url()),
+        ..Options::default()
+    })
+    .await;
+    let id = make_user(&t, "a", "dis@example.com").await;
+    let (_, v) = t
+        .gql(
+            &t.token("a", ALL),
+            "mutation($id: ID!) { sendPasswordResetEmail(input: {profileId: $id}) { emailId } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(code(&v), "", "{v}");
+    let link = sink.wait_for(1, WAIT).await[0]
+        .find_link("/self-service/reset-password?token=")
+        .unwrap();
+
+    let b = Browser::start().await;
+    b.client.goto(&link).await.unwrap();
+    assert!(b.text("h1").await.contains("Choose a new password"));
+    for field in ["password", "confirmation"] {
+        b.client
+            .find(Locator::Id(field))
+            .await
+            .unwrap()
+            .send_keys("a takeover password")
+            .await
+            .unwrap();
+    }
+    // Support disables the account while the page is open.
+    let (_, v) = t
+        .gql(
+            &t.token("a", ALL),
+            "mutation($id: ID!) { disableUser(input: {profileId: $id, reason: \"account takeover\"}) { user { status } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(
+        v["data"]["disableUser"]["user"]["status"],
+        json!("DISABLED"),
+        "{v}"
+    );
+    b.client
+        .find(Locator::Id("submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(b.text("h1").await, "Link replaced");
+    b.client.goto(&link).await.unwrap();
+    assert_eq!(b.text("h1").await, "Link replaced");
+    b.close().await;
+
+    // The old password still stands: it proves right (and the user is told it is disabled);
+    // the one typed into the page is wrong.
+    let verify = "mutation($p: String!) { verifyPassword(input: {type: EMAIL, externalId: \"dis@example.com\", password: $p}) { user { profileId } } }";
+    let (_, v) = t
+        .gql(
+            &t.token("a", ALL),
+            verify,
+            json!({ "p": "a takeover password" }),
+        )
+        .await;
+    assert_eq!(code(&v), "INVALID_CREDENTIALS");
+    let (_, v) = t
+        .gql(&t.token("a", ALL), verify, json!({ "p": "password-123" }))
+        .await;
+    assert_eq!(code(&v), "USER_DISABLED");
 }

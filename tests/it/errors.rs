@@ -16,12 +16,6 @@ use crate::harness::*;
 
 /// Codes of the contract that no request can provoke yet.
 const NOT_YET: &[&str] = &[
-    "VERSION_CONFLICT",
-    "DUPLICATE_IDENTITY_TYPE",
-    "LAST_IDENTITY",
-    "INVALID_CREDENTIALS",
-    "USER_DISABLED",
-    "TOO_MANY_ATTEMPTS",
     "RESPONSE_TOO_LARGE",
     "GRAPHQL_PARSE_FAILED",
     "GRAPHQL_VALIDATION_FAILED",
@@ -36,6 +30,16 @@ const CREATE_EXTERNAL: &str = "mutation($in: CreateUserExternalAuthInput!) { cre
 const RESET_EMAIL: &str =
     "mutation($in: SendPasswordResetInput!) { sendPasswordResetEmail(input: $in) { emailId } }";
 const RESET_UNIVERSAL: &str = "mutation($in: SendPasswordResetInput!) { sendPasswordResetUniversalId(input: $in) { emailId } }";
+const RESET_URL: &str =
+    "mutation($in: CreatePasswordResetUrlInput!) { createPasswordResetUrl(input: $in) { url } }";
+const UPDATE: &str =
+    "mutation($in: UpdateUserInput!) { updateUser(input: $in) { user { version } } }";
+const ATTACH: &str =
+    "mutation($in: AttachIdentityInput!) { attachIdentity(input: $in) { user { version } } }";
+const DETACH: &str =
+    "mutation($in: DetachIdentityInput!) { detachIdentity(input: $in) { user { version } } }";
+const VERIFY: &str =
+    "mutation($in: VerifyPasswordInput!) { verifyPassword(input: $in) { user { profileId } } }";
 /// A profile id that no app has.
 const NOBODY: &str = "00000000-0000-7000-8000-000000000000";
 
@@ -60,6 +64,8 @@ struct Fixture {
     pam: String,
     /// A profile of app `parent` that has a child in app `child`.
     mum: String,
+    /// A disabled email user of app `a`.
+    dee: String,
 }
 
 /// One row per code: the code and the request that provokes it.
@@ -86,6 +92,12 @@ fn cases(f: &Fixture) -> Vec<(&'static str, Trigger)> {
         ("DUPLICATE_CHILD", Gql("child", ALL, CREATE_EMAIL, json!({ "in": { "email": "kid2@example.com", "parentProfileId": f.mum } }))),
         ("INVALID_CURSOR", Gql("a", ALL, AFTER, json!({ "after": "garbage!" }))),
         ("RATE_LIMITED", Gql("a", ALL, RESET_EMAIL, json!({ "in": { "profileId": f.pam } }))),
+        ("VERSION_CONFLICT", Gql("a", ALL, UPDATE, json!({ "in": { "profileId": f.ann, "expectedVersion": 7, "userName": "Ann" } }))),
+        ("DUPLICATE_IDENTITY_TYPE", Gql("a", ALL, ATTACH, json!({ "in": { "profileId": f.ann, "type": "EMAIL", "externalId": "ann2@example.com" } }))),
+        ("LAST_IDENTITY", Gql("a", ALL, DETACH, json!({ "in": { "profileId": f.ann, "type": "EMAIL" } }))),
+        ("INVALID_CREDENTIALS", Gql("a", ALL, VERIFY, json!({ "in": { "type": "EMAIL", "externalId": "ann@example.com", "password": "wrong password" } }))),
+        ("USER_DISABLED", Gql("a", ALL, RESET_URL, json!({ "in": { "profileId": f.dee, "identityType": "EMAIL" } }))),
+        ("TOO_MANY_ATTEMPTS", Gql("a", ALL, VERIFY, json!({ "in": { "type": "EMAIL", "externalId": "pam@example.com", "password": "wrong password" } }))),
         ("INTERNAL_SERVER_ERROR", DatabaseDown(USERS)),
     ]
 }
@@ -160,7 +172,23 @@ async fn every_error_code_has_the_recorded_payload() {
             .to_owned(),
         pam: make_user(&t, "a", "pam@example.com").await,
         mum: make_user(&t, "parent", "mum@example.com").await,
+        dee: make_user(&t, "a", "dee@example.com").await,
     };
+    let (_, v) = t
+        .gql(
+            &t.token("a", ALL),
+            "mutation($id: ID!) { disableUser(input: {profileId: $id}) { user { status } } }",
+            json!({ "id": fixture.dee }),
+        )
+        .await;
+    assert_eq!(code(&v), "", "{v}");
+    // One failed login per identity and window: pam's one is used up.
+    usersvc::apps::set(&mut t.db.pool(), "a", "login.max_failures", "1")
+        .await
+        .unwrap();
+    let wrong = json!({ "in": { "type": "EMAIL", "externalId": "pam@example.com", "password": "wrong password" } });
+    let (_, v) = t.gql(&t.token("a", ALL), VERIFY, wrong).await;
+    assert_eq!(code(&v), "INVALID_CREDENTIALS", "{v}");
     let (_, v) = t
         .gql(
             &t.token("child", ALL),

@@ -17,6 +17,7 @@ mod inputs;
 mod isolation;
 mod jwks;
 mod layers;
+mod lifecycle;
 mod limits;
 mod mail;
 mod ops;

@@ -2,9 +2,10 @@
 //! mails of every brainCloud call and their parameters ([`resets`]), the links they carry and
 //! the hosted pages behind them ([`links`]), delivery through the outbox when SMTP is down,
 //! refusing or a worker dies ([`delivery`]), the other mails about an account and
-//! self-service deletion ([`account`]), the recorded text of every mail ([`templates`]), the
-//! limits that keep mail from becoming a relay ([`limits`]), senders refused when the call is
-//! made ([`senders`]), and several instances sharing one outbox ([`instances`]).
+//! self-service deletion ([`account`]), apps' own versions of the built-in mails
+//! ([`overrides`]), the recorded text of every mail ([`templates`]), the limits that keep mail
+//! from becoming a relay ([`limits`]), senders refused when the call is made ([`senders`]), and
+//! several instances sharing one outbox ([`instances`]).
 //! The helpers they share live here.
 
 mod account;
@@ -12,6 +13,7 @@ mod delivery;
 mod instances;
 mod limits;
 mod links;
+mod overrides;
 mod resets;
 mod senders;
 mod templates;

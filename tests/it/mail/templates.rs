@@ -60,6 +60,11 @@ fn every_builtin_mail_renders_as_recorded() {
             Builtin::PasswordChanged,
             &profile,
         ),
+        (
+            "builtin_identity_changed",
+            Builtin::IdentityChanged,
+            &profile,
+        ),
     ] {
         let mail = templates::render(&templates::builtin(builtin), vars).unwrap();
         let text = format!(
