@@ -8,6 +8,7 @@ mod browser;
 mod create;
 mod delete;
 mod embedded;
+mod graphql_http;
 mod layers;
 mod limits;
 mod mail;
