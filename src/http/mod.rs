@@ -8,12 +8,16 @@
 //! and the route's metrics per request; a panic becomes a generic 500; an overall deadline; the
 //! body limit on `/graphql`.
 
+pub mod bearer;
 pub mod documents;
+pub mod field_metrics;
 pub mod graphiql;
 pub mod graphql;
+pub mod known;
 pub mod ops;
 pub mod order;
 pub mod pages;
+pub mod request;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +39,7 @@ use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 use crate::auth::jwt::Verifier;
 use crate::db::Db;
-use crate::graphql::Schemas;
+use crate::graphql::{self as schema, Limits, Services};
 use crate::telemetry::REQUEST_ID;
 
 /// Limits of the HTTP layer.
@@ -45,13 +49,16 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Deadline for executing one GraphQL request.
     pub request_timeout: Duration,
+    /// Whether a request like one that passed full validation re-checks only what its
+    /// variables can change (see [`known`]). Off only to compare the two paths.
+    pub validation_shortcut: bool,
 }
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// The schema, validating in full or (for requests known to pass) only what may differ.
-    pub schemas: Schemas,
+    /// The schema and what `/graphql` runs requests with.
+    pub graphql: Arc<graphql::Endpoint>,
     pub db: Db,
     pub verifier: Arc<Verifier>,
     pub metrics: PrometheusHandle,
@@ -59,8 +66,18 @@ pub struct AppState {
     pub sdl: Arc<str>,
     pub hasher: crate::passwords::Hasher,
     pub mail: Arc<crate::mail::MailSettings>,
-    /// Parsed GraphQL documents, by their text.
-    pub documents: Arc<documents::Documents>,
+}
+
+/// The `/graphql` endpoint over the service layer, with its limits.
+pub fn endpoint(services: Services, limits: &Limits, settings: &HttpSettings) -> graphql::Endpoint {
+    let known = settings
+        .validation_shortcut
+        .then(|| known::KnownRequests::new(schema::build_fast(Some(services.clone()), limits)));
+    graphql::Endpoint::new(
+        schema::build(Some(services), limits),
+        known,
+        settings.request_timeout,
+    )
 }
 
 /// An HTML page with the headers every page usersvc serves carries: its Content-Security-Policy,

@@ -155,6 +155,7 @@ impl Default for Options {
             http: HttpSettings {
                 max_body_bytes: 64 * 1024,
                 request_timeout: Duration::from_secs(15),
+                validation_shortcut: true,
             },
             keys_file: None,
             leeway: 30,
@@ -163,6 +164,53 @@ impl Default for Options {
             mail_lease: Duration::from_secs(30),
         }
     }
+}
+
+fn db_settings(db_url: &str) -> DbSettings {
+    DbSettings {
+        url: db_url.to_owned(),
+        max_size: 8,
+        acquire_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_secs(5),
+    }
+}
+
+/// The configuration of a test server on the database at `db_url`.
+fn server_config(db_url: &str, opts: Options, mail_dir: &std::path::Path) -> ServerConfig {
+    let verifier = Verifier::from_config(&JwtConfig {
+        secret: Some(SECRET.to_owned()),
+        keys_file: opts.keys_file.clone(),
+        issuer: ISSUER.to_owned(),
+        audience: AUDIENCE.to_owned(),
+        leeway_secs: opts.leeway,
+    })
+    .expect("verifier");
+    ServerConfig {
+        db: db_settings(db_url),
+        verifier,
+        limits: opts.limits,
+        http: opts.http,
+        listen: "127.0.0.1:0".into(),
+        hash_concurrency: 2,
+        mail: MailConfig {
+            public_url: None,
+            from: "Test Service <no-reply@usersvc.test>".into(),
+            smtp_url: opts.smtp_url,
+            mail_dir: mail_dir.to_owned(),
+            smtp_timeout: Duration::from_secs(2),
+            max_attempts: 50,
+            retry_base: Duration::from_millis(100),
+            lease: opts.mail_lease,
+            worker: opts.mail_worker,
+        },
+    }
+}
+
+/// A second server on a test's database (see [`TestApp::sibling`]).
+pub struct Sibling {
+    /// `http://host:port`.
+    pub base: String,
+    _running: Running,
 }
 
 /// A running server on its own fresh database.
@@ -207,43 +255,11 @@ impl TestApp {
             .await
             .expect("clone the template");
         let db_url = c.url(&db_name);
-        let verifier = Verifier::from_config(&JwtConfig {
-            secret: Some(SECRET.to_owned()),
-            keys_file: opts.keys_file.clone(),
-            issuer: ISSUER.to_owned(),
-            audience: AUDIENCE.to_owned(),
-            leeway_secs: opts.leeway,
-        })
-        .expect("verifier");
-        let db_settings = DbSettings {
-            url: db_url.clone(),
-            max_size: 8,
-            acquire_timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(5),
-        };
-        let db = Db::new(&db_settings).expect("pool");
         let mail_dir = std::env::temp_dir().join(format!("usersvc-mail-{db_name}"));
-        let running = server::start(ServerConfig {
-            db: db_settings,
-            verifier,
-            limits: opts.limits,
-            http: opts.http,
-            listen: "127.0.0.1:0".into(),
-            hash_concurrency: 2,
-            mail: MailConfig {
-                public_url: None,
-                from: "Test Service <no-reply@usersvc.test>".into(),
-                smtp_url: opts.smtp_url.clone(),
-                mail_dir: mail_dir.clone(),
-                smtp_timeout: Duration::from_secs(2),
-                max_attempts: 50,
-                retry_base: Duration::from_millis(100),
-                lease: opts.mail_lease,
-                worker: opts.mail_worker,
-            },
-        })
-        .await
-        .expect("start the server");
+        let db = Db::new(&db_settings(&db_url)).expect("pool");
+        let running = server::start(server_config(&db_url, opts, &mail_dir))
+            .await
+            .expect("start the server");
         let app = TestApp {
             base: format!("http://{}", running.addr),
             db_url,
@@ -332,6 +348,21 @@ impl TestApp {
     /// The running server (its mail settings and transport).
     pub fn server(&self) -> &Running {
         self.running.as_ref().expect("running")
+    }
+
+    /// Another server on this test's database, with the given options (its mail worker off).
+    pub async fn sibling(&self, opts: Options) -> Sibling {
+        let opts = Options {
+            mail_worker: false,
+            ..opts
+        };
+        let running = server::start(server_config(&self.db_url, opts, &self.mail_dir))
+            .await
+            .expect("start the second server");
+        Sibling {
+            base: format!("http://{}", running.addr),
+            _running: running,
+        }
     }
 
     /// A fresh connection to this test's database, for assertions on stored rows.

@@ -9,6 +9,7 @@ mod create;
 mod delete;
 mod embedded;
 mod graphql_http;
+mod known_requests;
 mod layers;
 mod limits;
 mod mail;
