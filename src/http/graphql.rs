@@ -7,13 +7,13 @@
 //!    mutations only over POST (405);
 //! 4. the document, parsed once per distinct text ([`documents`]);
 //! 5. execution with the caller attached, under the request deadline ([`Endpoint::execute`]);
-//! 6. the response's keys put in the order asked for ([`order`]), the root fields counted
+//! 6. the response shaped as the spec says ([`complete`]), the root fields counted
 //!    ([`field_metrics`]), and sent with `Cache-Control: no-store`.
 //!
 //! [`bearer`]: super::bearer
 //! [`request`]: super::request
 //! [`documents`]: super::documents
-//! [`order`]: super::order
+//! [`complete`]: super::complete
 //! [`field_metrics`]: super::field_metrics
 
 use std::sync::Arc;
@@ -30,6 +30,7 @@ use serde_json::json;
 
 use super::AppState;
 use super::bearer::{Authenticated, Unauthenticated};
+use super::complete::{self, OutputTypes};
 use super::documents::{Document, Documents, selected_operation};
 use super::known::KnownRequests;
 use super::request::{self, JsonRequest, Refused};
@@ -53,21 +54,24 @@ pub fn error_response(status: StatusCode, message: &str, code: &str) -> Response
 }
 
 /// What `/graphql` runs requests with: the schema, the parse cache, the validation shortcut
-/// (when on) and the deadline.
+/// (when on), the output types the responses are shaped by, and the deadline.
 pub struct Endpoint {
     schema: AppSchema,
     documents: Documents,
     known: Option<KnownRequests>,
+    types: OutputTypes,
     deadline: Duration,
 }
 
 impl Endpoint {
     /// The endpoint for `schema`; `known` is the validation shortcut, if any.
     pub fn new(schema: AppSchema, known: Option<KnownRequests>, deadline: Duration) -> Self {
+        let types = OutputTypes::from_sdl(&schema.sdl());
         Endpoint {
             schema,
             documents: Documents::new(512),
             known,
+            types,
             deadline,
         }
     }
@@ -77,19 +81,18 @@ impl Endpoint {
         &self.schema
     }
 
-    /// Runs `request`, which runs the operation `op` of `doc` (`None`: its text does not parse,
-    /// and execution says why), to completion; `None` when the deadline passed first (the
-    /// request is then dropped, with whatever it was waiting for).
+    /// Runs `request`, which runs the operation `op` of `doc`, to completion; `None` when the
+    /// deadline passed first (the request is then dropped, with whatever it was waiting for).
     async fn execute(
         &self,
         request: Request,
-        doc: Option<&Document>,
+        doc: &Document,
         op: Option<&Positioned<OperationDefinition>>,
     ) -> Option<async_graphql::Response> {
         let run = async {
-            match (&self.known, doc) {
-                (Some(known), Some(doc)) => known.execute(&self.schema, doc, op, request).await,
-                _ => Schema::execute(&self.schema, request).await,
+            match &self.known {
+                Some(known) => known.execute(&self.schema, doc, op, request).await,
+                None => Schema::execute(&self.schema, request).await,
             }
         };
         tokio::time::timeout(self.deadline, run).await.ok()
@@ -142,16 +145,15 @@ async fn respond(
     request: Request,
     doc: Result<Arc<Document>, async_graphql::parser::Error>,
 ) -> Response {
+    let doc = match doc {
+        Ok(doc) => doc,
+        Err(e) => return reply(complete::parse_failed(e)),
+    };
     let started = Instant::now();
-    let doc = doc.ok();
-    let op = doc
-        .as_deref()
-        .and_then(|d| selected_operation(&d.parsed, request.operation_name.as_deref()));
+    let op = selected_operation(&doc.parsed, request.operation_name.as_deref());
     let mut request = graphql::prepare(request, caller, &state.db);
-    if let Some(doc) = &doc {
-        request.set_parsed_query(doc.parsed.clone());
-    }
-    let Some(mut response) = state.graphql.execute(request, doc.as_deref(), op).await else {
+    request.set_parsed_query(doc.parsed.clone());
+    let Some(mut response) = state.graphql.execute(request, &doc, op).await else {
         tracing::warn!(
             timeout_ms = state.graphql.deadline.as_millis() as u64,
             "request timed out"
@@ -162,12 +164,8 @@ async fn respond(
             "INTERNAL_SERVER_ERROR",
         );
     };
-    if let Some(doc) = &doc {
-        if let Some(op) = op {
-            super::order::reorder(&mut response.data, &doc.parsed, op);
-        }
-        super::field_metrics::count(&doc.parsed, op, &response, started.elapsed());
-    }
+    complete::complete(&mut response, &doc.parsed, op, &state.graphql.types);
+    super::field_metrics::count(&doc.parsed, op, &response, started.elapsed());
     reply(response)
 }
 

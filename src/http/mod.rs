@@ -9,13 +9,13 @@
 //! body limit on `/graphql`.
 
 pub mod bearer;
+pub mod complete;
 pub mod documents;
 pub mod field_metrics;
 pub mod graphiql;
 pub mod graphql;
 pub mod known;
 pub mod ops;
-pub mod order;
 pub mod pages;
 pub mod request;
 

@@ -1,12 +1,229 @@
-//! The `/graphql` request path and the layers every route shares: the token checked before
-//! the body, request ids and `nosniff`.
+//! The `/graphql` request path: the token checked before the body, responses shaped as the
+//! GraphQL spec says (failed fields nulled up to a nullable position, codes on request errors,
+//! root fields in the order asked), request ids and `nosniff`.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::create::make_user;
 use crate::harness::*;
+
+/// A well-formed profile id no profile has.
+const NOBODY: &str = "00000000-0000-7000-8000-000000000000";
+
+/// POSTs a query and returns the status and the body as text (key order intact).
+async fn post_text(t: &TestApp, token: &str, query: &str) -> (u16, String) {
+    let resp = t
+        .client
+        .post(format!("{}/graphql", t.base))
+        .bearer_auth(token)
+        .json(&json!({ "query": query }))
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// The top-level keys of `data` in a response text, in the order they were written.
+fn data_keys(text: &str) -> Vec<String> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        data: Option<Keys>,
+    }
+    struct Keys(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for Keys {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Keys;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<Keys, A::Error> {
+                    let mut keys = Vec::new();
+                    while let Some((k, _)) = map.next_entry::<String, serde::de::IgnoredAny>()? {
+                        keys.push(k);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+    let body: Body = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    body.data.map(|k| k.0).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_failed_non_null_root_field_makes_data_null() {
+    let t = TestApp::new().await;
+    let id = make_user(&t, "a", "nn@example.com").await;
+    // `userExport: UserExport!` refused for lack of scope: the whole of `data` is null, as the
+    // other root field cannot stand without it.
+    let (status, v) = t
+        .gql(
+            &t.token("a", "cloudcode:users:read"),
+            &format!(
+                "{{ users(first: 1) {{ totalCount }} userExport(profileId: \"{id}\") {{ profileId }} }}"
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(v["data"], Value::Null, "{v}");
+    assert_eq!(code(&v), "FORBIDDEN");
+    assert_eq!(v["errors"][0]["path"], json!(["userExport"]), "{v}");
+
+    // A nullable root field that fails is null, and the others keep their data.
+    let (status, text) = post_text(
+        &t,
+        &t.token("a", "cloudcode:users:export"),
+        &format!(
+            "{{ userInfo(profileId: \"{id}\") {{ profileId }} userExport(profileId: \"{id}\") {{ profileId }} }}"
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(data_keys(&text), ["userInfo", "userExport"], "{text}");
+    assert_eq!(v["data"]["userInfo"], Value::Null, "{text}");
+    assert_eq!(v["data"]["userExport"]["profileId"], json!(id), "{text}");
+    assert_eq!(code(&v), "FORBIDDEN");
+    assert_eq!(v["errors"][0]["path"], json!(["userInfo"]));
+
+    // A failed mutation (non-null payload) nulls `data` too.
+    let (_, v) = t
+        .gql(
+            &t.token("a", ALL),
+            "mutation { createUserEmailPassword(input: {email: \"not an address\"}) { user { profileId } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(v["data"], Value::Null, "{v}");
+    assert_eq!(code(&v), "EMAIL_NOT_VALID");
+}
+
+#[tokio::test]
+async fn parse_and_validation_errors_carry_their_codes() {
+    let t = TestApp::new().await;
+    let tok = t.token("a", ALL);
+    let cases = [
+        ("{ users(first: 1) { totalCount }", "GRAPHQL_PARSE_FAILED"),
+        ("query { ", "GRAPHQL_PARSE_FAILED"),
+        ("{ nonsense }", "GRAPHQL_VALIDATION_FAILED"),
+        (
+            "{ users(first: \"ten\") { totalCount } }",
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        ("{ users { nodes } }", "GRAPHQL_VALIDATION_FAILED"),
+        (
+            "query A { users { totalCount } } query B { users { totalCount } }",
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            // Over the complexity limit.
+            "{ users(first: 500) { nodes { children { children { profileId } } } } }",
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            // Over the directives limit.
+            &format!(
+                "{{ users(first: 1) {} {{ totalCount }} }}",
+                "@include(if: true) ".repeat(20)
+            ),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+    ];
+    // Twice: the second time the documents come from the parse cache.
+    for _ in 0..2 {
+        for (query, want) in &cases {
+            let (status, v) = t.gql(&tok, query, json!({})).await;
+            assert_eq!(status, 200, "{query}");
+            assert_eq!(code(&v), *want, "{query}: {v}");
+            assert!(v["data"].is_null(), "{query}: {v}");
+            let errors = v["errors"].as_array().unwrap();
+            assert!(
+                errors
+                    .iter()
+                    .all(|e| e["extensions"]["code"] == json!(want)),
+                "{query}: {v}"
+            );
+        }
+    }
+    // Too deep, on its own (complexity out of the way).
+    let t = TestApp::with(Options {
+        limits: usersvc::graphql::Limits {
+            max_complexity: usize::MAX,
+            ..Default::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut q = String::from("profileId");
+    for _ in 0..15 {
+        q = format!("children {{ {q} }}");
+    }
+    let (status, v) = t
+        .gql(
+            &t.token("a", ALL),
+            &format!("{{ userInfo(profileId: \"{NOBODY}\") {{ {q} }} }}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(code(&v), "GRAPHQL_VALIDATION_FAILED", "{v}");
+    // Over GET as well.
+    let resp = t
+        .client
+        .get(format!("{}/graphql", t.base))
+        .bearer_auth(t.token("a", ALL))
+        .query(&[("query", "{ users { totalCount ")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(code(&v), "GRAPHQL_PARSE_FAILED", "{v}");
+}
+
+#[tokio::test]
+async fn root_fields_come_in_the_order_asked_whatever_order_they_finish_in() {
+    let t = TestApp::new().await;
+    let id = make_user(&t, "a", "order@example.com").await;
+    let tok = t.token("a", ALL);
+    // `__typename` is known at once and `bad` fails before any database call, while the others
+    // wait for the database (`export` for several statements): they finish in another order
+    // than the one asked for.
+    let query = format!(
+        "{{ export: userExport(profileId: \"{id}\") {{ profileId }} page: users(first: 1) {{ totalCount }} \
+         __typename info: userInfo(profileId: \"{id}\") {{ profileId }} bad: userInfo(profileId: \"nope\") {{ profileId }} \
+         kind: __typename }}"
+    );
+    let want = ["export", "page", "__typename", "info", "bad", "kind"];
+    for _ in 0..5 {
+        let (status, text) = post_text(&t, &tok, &query).await;
+        assert_eq!(status, 200);
+        assert_eq!(data_keys(&text), want, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["data"]["bad"], Value::Null);
+        assert_eq!(code(&v), "BAD_USER_INPUT");
+    }
+    // The fast ones first, then a slow one.
+    let (_, text) = post_text(
+        &t,
+        &tok,
+        &format!(
+            "{{ __typename bad: userInfo(profileId: \"nope\") {{ profileId }} export: userExport(profileId: \"{id}\") {{ profileId }} }}"
+        ),
+    )
+    .await;
+    assert_eq!(data_keys(&text), ["__typename", "bad", "export"], "{text}");
+}
 
 /// Sends the head of a POST with a `content-length` of 60,000 and 1,000 bytes of its body, and
 /// reads the response without sending the rest.
