@@ -16,6 +16,7 @@ mod mail;
 mod ops;
 mod paging;
 mod read;
+mod rendered_sql;
 mod schema;
 mod smtp_sink;
 mod tenancy;
