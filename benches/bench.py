@@ -584,6 +584,24 @@ def cmd_report(a):
     res["userinfo_vs_pgbench"] = med([x["vs_pgbench"] for x in ui_rows])
     pgbench_tps = med([x["pgbench_tps"] for x in ui_rows])
 
+    # Against a baseline build (USERSVC_BENCH_BASELINE_BIN), when one ran: the rate of the
+    # measured build ÷ the baseline's, per round (the two ran back to back), then the median.
+    def vs_baseline(scenario):
+        mine, base = by_round(recs, scenario, "usersvc"), by_round(recs, scenario, "baseline")
+        rows = [{"round": r, "usersvc_rps": mine[r]["rps"], "baseline_rps": base[r]["rps"],
+                 "ratio": mine[r]["rps"] / base[r]["rps"] if base[r]["rps"] else None,
+                 "usersvc_p99_ms": mine[r]["latency_us"]["p99"] / 1000,
+                 "baseline_p99_ms": base[r]["latency_us"]["p99"] / 1000,
+                 "usersvc_cpu_us": mine[r].get("cpu_us", {}).get("usersvc_other"),
+                 "baseline_cpu_us": base[r].get("cpu_us", {}).get("usersvc_other")}
+                for r in sorted(mine) if r in base]
+        return rows
+    baseline_rows = {k: vs_baseline(k) for k in ("userinfo", "create")}
+    for k, rows in baseline_rows.items():
+        if rows:
+            details["rounds"][f"{k}_vs_baseline"] = rows
+            res[f"{k}_vs_baseline"] = med([x["ratio"] for x in rows])
+
     # Deep page vs first page.
     first, deep = by_round(recs, "page", "usersvc-first"), by_round(recs, "page", "usersvc-deep")
     pfirst, pdeep = by_round(recs, "page", "postgraphile-first"), by_round(recs, "page", "postgraphile-deep")
@@ -709,6 +727,10 @@ def cmd_report(a):
     L.append(f"| `userinfo_rps` | {fmt(res['userinfo_rps'], 0)} | – | – | usersvc userInfo req/s (median of rounds) |")
     L.append(f"| `userinfo_rps_postgraphile` | {fmt(res['userinfo_rps_postgraphile'], 0)} | – | – | PostGraphile req/s for the same (median) |")
     L.append(f"| `profiles` | {n:,} | – | – | profiles seeded (each with an EMAIL identity, one in five also EXTERNAL) |")
+    for k, what in (("userinfo_vs_baseline", "userInfo req/s ÷ the baseline build's (same database, back to back)"),
+                    ("create_vs_baseline", "createUserEmailPassword per second ÷ the baseline build's")):
+        if k in res:
+            L.append(f"| `{k}` | {fmt(res[k])} | – | – | {what} |")
     L.append("")
     L.append(f"pgbench ceiling (median): {fmt(pgbench_tps, 0)} SELECTs/s. "
              f"PostGraphile's offset paging at the same depth, one client: deep ÷ first page latency = "
@@ -717,9 +739,9 @@ def cmd_report(a):
              f"{fmt(res['deep_page_ratio'])}).\n")
 
     L.append("## Machine and versions\n")
-    for k in ("machine", "cpu", "memory", "kernel", "os", "usersvc", "rustc", "postgresql", "pgbench",
+    for k in ("machine", "cpu", "memory", "kernel", "os", "usersvc", "baseline", "rustc", "postgresql", "pgbench",
               "postgraphile", "node", "wrk", "python"):
-        if k in meta:
+        if meta.get(k):
             L.append(f"- {k}: {meta[k]}")
     L.append(f"- mode: {meta['mode']} ({n:,} profiles), {meta['rounds']} rounds, "
              f"{meta['duration']} s per measurement after {meta['warmup']} s of warm-up per target, "
@@ -740,6 +762,19 @@ def cmd_report(a):
                  f"{fmt(x['pgbench_tps'], 0)} | {fmt(x['vs_postgraphile'])} | {fmt(x['vs_pgbench'])} | "
                  f"{fmt(x['usersvc_p99_ms'])} | {fmt(x['postgraphile_p99_ms'])} |")
     L.append("")
+    if any(baseline_rows.values()):
+        L.append(f"### Against the baseline build ({meta.get('baseline') or '?'})\n")
+        L.append("Both builds on the same database, measured back to back in every round, in an "
+                 "order that alternates between rounds; CPU is usersvc's own (hashing threads "
+                 "apart), µs per request.\n")
+        L.append("| scenario | round | measured req/s | baseline req/s | ratio | measured p99 ms | baseline p99 ms | measured CPU µs | baseline CPU µs |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        for k, rows in baseline_rows.items():
+            for x in rows:
+                L.append(f"| {k} | {x['round']} | {fmt(x['usersvc_rps'])} | {fmt(x['baseline_rps'])} | "
+                         f"{fmt(x['ratio'])} | {fmt(x['usersvc_p99_ms'])} | {fmt(x['baseline_p99_ms'])} | "
+                         f"{fmt(x['usersvc_cpu_us'], 0)} | {fmt(x['baseline_cpu_us'], 0)} |")
+        L.append("")
     L.append("### Deep page vs first page (median latency ms)\n")
     L.append("usersvc: the first and the deep page measured at the same time, %d connections each, "
              "so that the machine's noise slows both alike; PostGraphile's offset paging with one "
@@ -832,6 +867,9 @@ def cmd_report(a):
     print(f"{'userinfo_rps':32} {fmt(res['userinfo_rps'], 0):>12}")
     print(f"{'userinfo_rps_postgraphile':32} {fmt(res['userinfo_rps_postgraphile'], 0):>12}")
     print(f"{'profiles':32} {n:>12,}")
+    for k in ("userinfo_vs_baseline", "create_vs_baseline"):
+        if k in res:
+            print(f"{k:32} {fmt(res[k]):>12}")
 
 
 def main():

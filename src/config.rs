@@ -191,6 +191,7 @@ impl ServeArgs {
         HttpSettings {
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
+            validation_shortcut: true,
         }
     }
 

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::jwt::Verifier;
 use crate::db::{Db, DbSettings};
-use crate::graphql::{self, Limits, Services};
+use crate::graphql::{Limits, Services};
 use crate::http::{self, AppState, HttpSettings};
 use crate::mail::outbox::Worker;
 use crate::mail::transport::Transport;
@@ -118,10 +118,10 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
         mail: mail.clone(),
         cursor_key,
     };
-    let schemas = graphql::build_schemas(services, &cfg.limits);
-    let sdl: Arc<str> = schemas.strict.sdl().into();
+    let graphql = http::endpoint(services, &cfg.limits, &cfg.http);
+    let sdl: Arc<str> = graphql.schema().sdl().into();
     let state = AppState {
-        schemas,
+        graphql: Arc::new(graphql),
         db: db.clone(),
         verifier: Arc::new(cfg.verifier),
         metrics: telemetry::metrics_handle(),
@@ -129,7 +129,6 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
         sdl,
         hasher,
         mail: mail.clone(),
-        documents: Arc::new(http::documents::Documents::new(512)),
     };
     let app = http::router(state);
     let (worker_stop, worker_rx) = watch::channel(false);

@@ -10,9 +10,14 @@
 //! Binds are still collected from the query on every call; only the text is kept. A query
 //! whose type has no static id, or which diesel would not cache, is rendered every time as
 //! before.
+//!
+//! It is a shortcut, kept because it pays: without it a `userInfo` costs about a tenth more
+//! instructions in usersvc (benches/FINDINGS.md). [`set_enabled`] turns it off for the whole
+//! process, so that a test can send the same requests both ways and compare the answers.
 
 use std::any::TypeId;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{LazyLock, PoisonError, RwLock};
 
 use diesel::QueryResult;
@@ -21,6 +26,14 @@ use diesel::query_builder::{AstPass, Query, QueryBuilder, QueryFragment, QueryId
 
 /// Texts by query type.
 static TEXTS: LazyLock<RwLock<HashMap<TypeId, String>>> = LazyLock::new(Default::default);
+
+/// Whether kept texts are used (they are unless a test says otherwise).
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Uses the kept texts (`true`, as always outside tests) or renders every query afresh.
+pub fn set_enabled(enabled: bool) {
+    ENABLED.store(enabled, Ordering::Relaxed);
+}
 
 /// A whole query (never a part of one) whose SQL text is rendered once per query type.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +63,7 @@ impl<Q: QueryFragment<Pg> + QueryId> QueryFragment<Pg> for Rendered<Q> {
     }
 
     fn to_sql(&self, out: &mut PgQueryBuilder, backend: &Pg) -> QueryResult<()> {
-        let Some(id) = Q::query_id() else {
+        let Some(id) = Q::query_id().filter(|_| ENABLED.load(Ordering::Relaxed)) else {
             return self.0.to_sql(out, backend);
         };
         {

@@ -77,23 +77,11 @@ pub fn build(services: Option<Services>, limits: &Limits) -> AppSchema {
     build_validating(services, limits, ValidationMode::Strict)
 }
 
-/// The two schemas a server runs, the same in everything but validation.
-#[derive(Clone)]
-pub struct Schemas {
-    /// Validates every request in full.
-    pub strict: AppSchema,
-    /// For a request whose validation cannot differ from one that already passed in full (see
-    /// [`crate::http::documents`]): it re-checks only what the variables' values can change,
-    /// complexity and depth (and fragment cycles, which are cheap), against the same limits.
-    pub known: AppSchema,
-}
-
-/// Builds both schemas over the same services.
-pub fn build_schemas(services: Services, limits: &Limits) -> Schemas {
-    Schemas {
-        strict: build_validating(Some(services.clone()), limits, ValidationMode::Strict),
-        known: build_validating(Some(services), limits, ValidationMode::Fast),
-    }
+/// The same schema in async-graphql's fast validation mode, which checks only complexity, depth
+/// and fragment cycles: only for requests whose full validation cannot differ from one that
+/// already passed (the HTTP layer's validation shortcut decides which).
+pub fn build_fast(services: Option<Services>, limits: &Limits) -> AppSchema {
+    build_validating(services, limits, ValidationMode::Fast)
 }
 
 fn build_validating(

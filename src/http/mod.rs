@@ -2,33 +2,44 @@
 //! GraphiQL), `/graphiql/*` (GraphiQL's own assets, so it works offline), `/schema.graphql`,
 //! `/healthz`, `/readyz`, `/metrics`.
 //!
-//! Layers, outside in: a panic becomes a generic 500; every response gets a request id and
-//! `nosniff`; an overall deadline; the body limit on `/graphql`.
+//! Layers, outside in: every response gets `X-Content-Type-Options: nosniff`; a request id
+//! (a UUIDv7 made here, never one a client sent) on the request, in `x-request-id` on the
+//! response, and for the task serving it (logs, audit events, internal errors); one log line
+//! and the route's metrics per request; a panic becomes a generic 500; an overall deadline; the
+//! body limit on `/graphql`.
 
+pub mod bearer;
+pub mod complete;
 pub mod documents;
+pub mod field_metrics;
 pub mod graphiql;
 pub mod graphql;
+pub mod known;
 pub mod ops;
-pub mod order;
 pub mod pages;
+pub mod request;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
+use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 use crate::auth::jwt::Verifier;
 use crate::db::Db;
-use crate::graphql::Schemas;
+use crate::graphql::{self as schema, Limits, Services};
 use crate::telemetry::REQUEST_ID;
 
 /// Limits of the HTTP layer.
@@ -38,13 +49,16 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Deadline for executing one GraphQL request.
     pub request_timeout: Duration,
+    /// Whether a request like one that passed full validation re-checks only what its
+    /// variables can change (see [`known`]). Off only to compare the two paths.
+    pub validation_shortcut: bool,
 }
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    /// The schema, validating in full or (for requests known to pass) only what may differ.
-    pub schemas: Schemas,
+    /// The schema and what `/graphql` runs requests with.
+    pub graphql: Arc<graphql::Endpoint>,
     pub db: Db,
     pub verifier: Arc<Verifier>,
     pub metrics: PrometheusHandle,
@@ -52,8 +66,18 @@ pub struct AppState {
     pub sdl: Arc<str>,
     pub hasher: crate::passwords::Hasher,
     pub mail: Arc<crate::mail::MailSettings>,
-    /// Parsed GraphQL documents, by their text.
-    pub documents: Arc<documents::Documents>,
+}
+
+/// The `/graphql` endpoint over the service layer, with its limits.
+pub fn endpoint(services: Services, limits: &Limits, settings: &HttpSettings) -> graphql::Endpoint {
+    let known = settings
+        .validation_shortcut
+        .then(|| known::KnownRequests::new(schema::build_fast(Some(services.clone()), limits)));
+    graphql::Endpoint::new(
+        schema::build(Some(services), limits),
+        known,
+        settings.request_timeout,
+    )
 }
 
 /// An HTML page with the headers every page usersvc serves carries: its Content-Security-Policy,
@@ -87,7 +111,7 @@ pub fn router(state: AppState) -> Router {
     // The outer deadline only catches what the GraphQL deadline does not (a stuck body read,
     // a slow page): the GraphQL handler answers its own timeouts with a GraphQL error first.
     let outer_deadline = state.settings.request_timeout + Duration::from_secs(5);
-    Router::new()
+    let routes = Router::new()
         .route(
             "/graphql",
             get(graphql::get_graphql)
@@ -111,28 +135,48 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .fallback(ops::not_found)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            outer_deadline,
+        .fallback(ops::not_found);
+    let timeout = TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, outer_deadline);
+    let catch_panic = CatchPanicLayer::custom(|_| {
+        tracing::error!("a handler panicked");
+        graphql::error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal server error",
+            "INTERNAL_SERVER_ERROR",
+        )
+    });
+    let nosniff = SetResponseHeaderLayer::overriding(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // One `layer` call for the whole stack: each call boxes the routes once more, which every
+    // request pays for (about 6k instructions per request for seven separate calls).
+    routes
+        .layer((
+            nosniff,
+            ValidateRequestHeaderLayer::custom(forget_client_request_id),
+            SetRequestIdLayer::x_request_id(MakeUuidV7),
+            PropagateRequestIdLayer::x_request_id(),
+            middleware::from_fn(log_request),
+            catch_panic,
+            timeout,
         ))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            request_context,
-        ))
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("a handler panicked");
-            graphql::error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal server error",
-                "INTERNAL_SERVER_ERROR",
-            )
-        }))
         .with_state(state)
 }
 
-/// A request id: a UUIDv7 (time-ordered) whose random part comes from the thread's CSPRNG, not
-/// a system call per request as `Uuid::now_v7` makes.
+/// Request ids: UUIDv7s (time-ordered) whose random part comes from the thread's CSPRNG, not a
+/// system call per request as `Uuid::now_v7` makes.
+#[derive(Debug, Clone, Copy)]
+struct MakeUuidV7;
+
+impl MakeRequestId for MakeUuidV7 {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&new_request_id())
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
 fn new_request_id() -> String {
     let mut random = [0u8; 10];
     rand::Rng::fill_bytes(&mut rand::rng(), &mut random);
@@ -142,6 +186,20 @@ fn new_request_id() -> String {
     uuid::Builder::from_unix_timestamp_millis(millis, &random)
         .into_uuid()
         .to_string()
+}
+
+const X_REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-request-id");
+
+/// Drops an `x-request-id` a client sent (a "validation" that lets every request through): the
+/// id ends up in the audit trail and in internal errors, so it is always one this server made,
+/// where `SetRequestIdLayer` would keep the client's.
+#[expect(
+    clippy::result_large_err,
+    reason = "the signature tower-http's ValidateRequestHeaderLayer::custom asks for"
+)]
+fn forget_client_request_id(req: &mut Request) -> Result<(), Response> {
+    req.headers_mut().remove(X_REQUEST_ID);
+    Ok(())
 }
 
 /// The method as a metrics label. Clients may send any token as a method, and every distinct
@@ -163,18 +221,23 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// Gives each request an id (in logs, in internal errors, in `x-request-id`), logs one line
-/// per request (method, route, status, latency: never the query string, which may hold a
-/// token) and counts it for `/metrics`.
-async fn request_context(State(_): State<AppState>, req: Request<Body>, next: Next) -> Response {
-    let request_id = new_request_id();
+/// Serves a request with its id in the task-local [`REQUEST_ID`] (for logs, audit events and
+/// internal errors), logs one line per request (method, route, status, latency: never the query
+/// string, which may hold a token) and counts it for `/metrics`.
+async fn log_request(req: Request, next: Next) -> Response {
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
     let method = req.method().clone();
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
-    let mut response = REQUEST_ID.scope(request_id.clone(), next.run(req)).await;
+    let response = REQUEST_ID.scope(request_id.clone(), next.run(req)).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     tracing::info!(
@@ -188,15 +251,7 @@ async fn request_context(State(_): State<AppState>, req: Request<Body>, next: Ne
     metrics::counter!("usersvc_http_requests_total", "route" => route.clone(), "method" => method_label(&method), "status" => status.to_string()).increment(1);
     metrics::histogram!("usersvc_http_request_duration_seconds", "route" => route)
         .record(elapsed.as_secs_f64());
-    let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        headers.insert("x-request-id", v);
-    }
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    response.into_response()
+    response
 }
 
 #[cfg(test)]

@@ -277,6 +277,7 @@ impl Default for Options {
             http: HttpSettings {
                 max_body_bytes: 64 * 1024,
                 request_timeout: Duration::from_secs(15),
+                validation_shortcut: true,
             },
             keys_file: None,
             jwks_url: None,
