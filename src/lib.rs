@@ -12,7 +12,8 @@
 //!   calling them back);
 //! - `links`, `passwords`, `normalise`, `auth`: one-time links, password policy and hashing,
 //!   identifier rules, token verification;
-//! - `db`, `telemetry`, `error`: storage, logs and metrics, the one error type.
+//! - `db`, `quota`, `telemetry`, `error`: storage, per-app shares of the pool and the hashing
+//!   threads, logs and metrics, the one error type.
 
 pub mod apps;
 pub mod auth;

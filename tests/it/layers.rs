@@ -161,3 +161,38 @@ fn the_scanner_sees_paths_and_groups_but_not_lookalikes() {
         "use crate::a; "
     );
 }
+
+/// Longest a source file may be, tests included: past it a file holds
+/// more than one idea, and big test tables belong in their own files.
+const MAX_LINES: usize = 600;
+
+/// The source files of the project: Rust under `src/` and `tests/`.
+fn source_files() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    rust_files(&root.join("tests"), &mut files);
+    files
+}
+
+#[test]
+fn no_source_file_is_longer_than_the_limit() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let long: Vec<String> = source_files()
+        .into_iter()
+        .filter_map(|file| {
+            let lines = std::fs::read_to_string(&file).ok()?.lines().count();
+            (lines > MAX_LINES).then(|| {
+                format!(
+                    "{}: {lines} lines",
+                    file.strip_prefix(root).unwrap().display()
+                )
+            })
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "files over {MAX_LINES} lines (split them by idea):\n{}",
+        long.join("\n")
+    );
+}
