@@ -3,6 +3,7 @@
 //! modes, parents, scopes and body limits ([`rules`]); the CLI's import and export
 //! ([`cli`]). The helpers they share live here.
 
+mod cli;
 mod hashes;
 mod rules;
 
