@@ -121,6 +121,10 @@ pub struct ServeArgs {
     /// Largest request body, in bytes.
     #[arg(long, env = "USERSVC_MAX_BODY_BYTES", default_value_t = 65536)]
     pub max_body_bytes: usize,
+    /// Largest request body, in bytes, for a token with the import scope (importUsers
+    /// batches).
+    #[arg(long, env = "USERSVC_MAX_IMPORT_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_import_body_bytes: usize,
     /// Largest `first`/`last` of the users connection.
     #[arg(long, env = "USERSVC_MAX_PAGE_SIZE", default_value_t = 500, value_parser = clap::value_parser!(i32).range(1..=10000))]
     pub max_page_size: i32,
@@ -190,6 +194,7 @@ impl ServeArgs {
     pub fn http(&self) -> HttpSettings {
         HttpSettings {
             max_body_bytes: self.max_body_bytes,
+            max_import_body_bytes: self.max_import_body_bytes,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             validation_shortcut: true,
         }

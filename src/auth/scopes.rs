@@ -22,11 +22,13 @@ pub const DELETION_URL: &str = "cloudcode:users:deletion-url";
 pub const UPDATE: &str = "cloudcode:users:update";
 /// `verifyPassword`.
 pub const AUTHENTICATE: &str = "cloudcode:users:authenticate";
+/// `importUsers`.
+pub const IMPORT: &str = "cloudcode:users:import";
 /// Every scope of the User service.
 pub const ALL: &str = "cloudcode:users:*";
 
 /// Every specific scope, for tests and for the CLI's help.
-pub const EVERY: [&str; 8] = [
+pub const EVERY: [&str; 9] = [
     READ,
     EXPORT,
     CREATE,
@@ -35,6 +37,7 @@ pub const EVERY: [&str; 8] = [
     DELETION_URL,
     UPDATE,
     AUTHENTICATE,
+    IMPORT,
 ];
 
 /// The scope a root field needs; `None` means the field is not allowed to anyone.
@@ -61,6 +64,7 @@ pub fn required(parent_type: &str, field: &str) -> Option<&'static str> {
             | "enableUser",
         ) => Some(UPDATE),
         ("Mutation", "verifyPassword") => Some(AUTHENTICATE),
+        ("Mutation", "importUsers") => Some(IMPORT),
         _ => None,
     }
 }

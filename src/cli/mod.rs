@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `migrate`, `schema`, and the operator's verbs
-//! (`app`, `template`, `token`, `mail`). Each verb parses its arguments and calls the service
+//! (`app`, `template`, `token`, `mail`, `import`, `export`). Each verb parses its arguments and calls the service
 //! layer; no rule lives here.
 //!
 //! Verbs other than `serve` log warnings and errors only (`RUST_LOG` still overrides), so their
@@ -8,6 +8,7 @@
 mod admin;
 mod serve;
 mod token;
+mod transfer;
 
 use std::process::ExitCode;
 
@@ -71,6 +72,36 @@ enum Command {
     },
     /// Mint a token with the configured HS256 key (or the development key).
     Token(token::TokenArgs),
+    /// Import users from NDJSON (one ImportUserInput as JSON per line), in batches of 1,000;
+    /// rejected lines go to FILE.rejects.ndjson; exit status 0 only when none failed.
+    Import {
+        /// The app to import into.
+        #[arg(long)]
+        app: String,
+        /// The NDJSON file; `-` reads standard input (rejects then go to stdin.rejects.ndjson).
+        file: std::path::PathBuf,
+        /// create-only: existing users fail; upsert: existing users are updated, unchanged
+        /// ones skipped (resumes an interrupted import).
+        #[arg(long, value_enum, default_value_t = transfer::Mode::CreateOnly)]
+        mode: transfer::Mode,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Export every user of an app as NDJSON in the import format, in profile id order.
+    Export {
+        /// The app to export.
+        #[arg(long)]
+        app: String,
+        /// The file to write (default: standard output).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// Include password hashes (needed for the passwords to work after an import
+        /// elsewhere; treat the file as a secret).
+        #[arg(long)]
+        include_password_hashes: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 /// Runs the command line; the exit code says whether it worked.
@@ -129,6 +160,27 @@ async fn run(command: Command, log_format: LogFormat) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token(args) => token::token(args).await,
+        Command::Import {
+            app,
+            file,
+            mode,
+            db,
+        } => {
+            with_database(&db, |db| transfer::import(app, file, mode, db)).await?;
+            Ok(())
+        }
+        Command::Export {
+            app,
+            out,
+            include_password_hashes,
+            db,
+        } => {
+            with_database(&db, |db| {
+                transfer::export(app, out, include_password_hashes, db)
+            })
+            .await?;
+            Ok(())
+        }
     }
 }
 

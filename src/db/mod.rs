@@ -8,6 +8,7 @@ pub mod apps;
 pub mod audit;
 pub mod embedded;
 pub mod identities;
+pub mod imports;
 pub mod logins;
 pub mod models;
 pub mod outbox;

@@ -6,6 +6,7 @@
 pub mod connection;
 pub mod error;
 pub mod guard;
+pub mod import;
 pub mod lifecycle;
 pub mod loaders;
 pub mod mutation;

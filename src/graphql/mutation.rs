@@ -123,6 +123,7 @@ pub struct Mutation(
     UsersMutation,
     super::recovery::RecoveryMutation,
     super::lifecycle::LifecycleMutation,
+    super::import::ImportMutation,
 );
 
 async fn create(ctx: &Context<'_>, input: NewUser) -> Result<CreateUserPayload> {

@@ -9,8 +9,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::graphql::error_response;
-use crate::auth::Caller;
+use super::request::BodyLimit;
 use crate::auth::jwt::Verifier;
+use crate::auth::{Caller, scopes};
 
 /// Largest `Authorization` header looked at.
 const MAX_AUTH_HEADER: usize = 8 * 1024;
@@ -39,9 +40,16 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        authenticate(&state.verifier, &parts.headers)
-            .await
-            .map(Authenticated)
+        let caller = authenticate(&state.verifier, &parts.headers).await?;
+        // A batch of imported users is far larger than any other request: only a caller that
+        // may import gets the larger body limit.
+        let limit = if caller.has_scope(scopes::IMPORT) {
+            state.settings.max_import_body_bytes
+        } else {
+            state.settings.max_body_bytes
+        };
+        parts.extensions.insert(BodyLimit(limit));
+        Ok(Authenticated(caller))
     }
 }
 

@@ -47,6 +47,8 @@ use crate::telemetry::REQUEST_ID;
 pub struct HttpSettings {
     /// Largest request body on `/graphql`.
     pub max_body_bytes: usize,
+    /// Largest request body on `/graphql` for a token with the import scope.
+    pub max_import_body_bytes: usize,
     /// Deadline for executing one GraphQL request.
     pub request_timeout: Duration,
     /// Whether a request like one that passed full validation re-checks only what its
@@ -107,7 +109,12 @@ pub(crate) fn html_page(
 
 /// The whole router.
 pub fn router(state: AppState) -> Router {
-    let max_body = state.settings.max_body_bytes;
+    // The body limit that applies is the caller's (see `request::BodyLimit`); this one only
+    // bounds what any caller may send.
+    let max_body = state
+        .settings
+        .max_body_bytes
+        .max(state.settings.max_import_body_bytes);
     // The outer deadline only catches what the GraphQL deadline does not (a stuck body read,
     // a slow page): the GraphQL handler answers its own timeouts with a GraphQL error first.
     let outer_deadline = state.settings.request_timeout + Duration::from_secs(5);

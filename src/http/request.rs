@@ -1,13 +1,14 @@
 //! The shape a `/graphql` request must have, checked before anything is executed: over POST a
-//! JSON body (415 otherwise) within the body limit (413) holding one operation (a batch, an
+//! JSON body (415 otherwise) within the caller's body limit (413: `USERSVC_MAX_BODY_BYTES`, or
+//! `USERSVC_MAX_IMPORT_BODY_BYTES` for a token with the import scope) holding one operation (a batch, an
 //! array of them, gets 400, as does a body that is not JSON or not a request object); over GET
 //! the request in the query string (400 when it does not decode) and only queries (405 for a
 //! mutation, which would change state on a link a crawler may follow).
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::AppState;
 use super::graphql::error_response;
@@ -42,6 +43,11 @@ impl IntoResponse for Refused {
     }
 }
 
+/// The largest body a request may have, decided by its token's scopes (a request extension
+/// set by [`super::bearer::Authenticated`]; without it, the general limit).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
 /// The GraphQL request in a POST body.
 #[derive(Debug)]
 pub struct JsonRequest(pub async_graphql::Request);
@@ -56,17 +62,36 @@ impl FromRequest<AppState> for JsonRequest {
                 "send the request as Content-Type: application/json",
             ));
         }
-        // Read under the route's body limit (`DefaultBodyLimit`).
-        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Refused::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "the body is larger than this server accepts",
-                )
-            } else {
-                Refused::new(StatusCode::BAD_REQUEST, "the body could not be read")
-            }
-        })?;
+        // Read under the caller's body limit (set with the token, which was checked first).
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(state.settings.max_body_bytes, |l| l.0);
+        let too_large = || {
+            Refused::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the body is larger than this server accepts",
+            )
+        };
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let body = Limited::new(req.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<LengthLimitError>().is_some() {
+                    too_large()
+                } else {
+                    Refused::new(StatusCode::BAD_REQUEST, "the body could not be read")
+                }
+            })?
+            .to_bytes();
         one_request(&body).map(JsonRequest)
     }
 }

@@ -1,17 +1,21 @@
 //! Checking a password against a stored hash, whatever made the hash.
 //!
-//! A stored hash is a PHC string (`$<scheme>$…`); [`verify`] picks the scheme from its prefix
-//! and hands it to that scheme's checker. argon2 (`argon2id`, `argon2i`, `argon2d`) is the one
-//! scheme so far; imported hashes of other schemes (bcrypt, scrypt, PBKDF2) get a [`Scheme`]
-//! variant and a checker of their own, and need nothing else to change.
+//! A stored hash is a PHC string (`$<scheme>$…`) or a bcrypt string (`$2a$`, `$2b$`, `$2y$`);
+//! [`verify`] picks the scheme from its prefix and hands it to that scheme's checker: argon2
+//! (`argon2id`, `argon2i`, `argon2d`) here, the imported schemes (scrypt, PBKDF2-SHA256/512,
+//! bcrypt) in [`foreign`]. [`inspect`] parses a hash and checks its costs without checking any
+//! password: what an import runs on every hash it is given.
 //!
 //! A stored hash names its own cost, and an imported one may name any: argon2 accepts a memory
-//! cost of up to 4 TiB. Costs above [`ARGON2_MAX_M_KIB`], [`ARGON2_MAX_T`] and [`ARGON2_MAX_P`]
-//! are refused before any work is done, so no stored string can make a login allocate
-//! gigabytes or run for minutes.
+//! cost of up to 4 TiB, scrypt as much, PBKDF2 four billion rounds, bcrypt 2^31. Costs above the
+//! caps ([`ARGON2_MAX_M_KIB`], [`ARGON2_MAX_T`], [`ARGON2_MAX_P`] and those in [`foreign`]) are
+//! refused before any work is done, so no stored string can make a login allocate gigabytes or
+//! run for minutes.
 //!
 //! A hash that matched but is not what [`super::argon2id`] makes today (another scheme, argon2i,
 //! older parameters) is reported as outdated, so the caller can store a current one.
+
+pub mod foreign;
 
 use argon2::{PasswordHash, PasswordVerifier};
 
@@ -43,11 +47,30 @@ pub enum Refused {
     TooCostly(String),
 }
 
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::UnknownScheme => f.write_str(
+                "is not a hash usersvc can check (argon2id, argon2i, scrypt, pbkdf2-sha256, \
+                 pbkdf2-sha512 PHC strings, or bcrypt $2a$/$2b$/$2y$)",
+            ),
+            Refused::Malformed(why) => write!(f, "does not parse: {why}"),
+            Refused::TooCostly(why) => write!(f, "asks for more work than allowed: {why}"),
+        }
+    }
+}
+
 /// The hash schemes usersvc can check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scheme {
+pub enum Scheme {
     /// `$argon2id$`, `$argon2i$`, `$argon2d$`.
     Argon2,
+    /// `$scrypt$ln=…,r=…,p=…$salt$hash`.
+    Scrypt,
+    /// `$pbkdf2-sha256$i=…,l=…$salt$hash` and `$pbkdf2-sha512$…`.
+    Pbkdf2,
+    /// `$2a$`, `$2b$`, `$2y$` (bcrypt's own format, not PHC).
+    Bcrypt,
 }
 
 /// The scheme a stored hash names by its prefix.
@@ -55,19 +78,53 @@ fn scheme(stored: &str) -> Option<Scheme> {
     let id = stored.strip_prefix('$')?.split('$').next()?;
     match id {
         "argon2id" | "argon2i" | "argon2d" => Some(Scheme::Argon2),
+        "scrypt" => Some(Scheme::Scrypt),
+        "pbkdf2-sha256" | "pbkdf2-sha512" => Some(Scheme::Pbkdf2),
+        "2a" | "2b" | "2y" => Some(Scheme::Bcrypt),
         _ => None,
     }
+}
+
+/// Longest stored hash looked at, in bytes (a PHC string of any scheme here is far shorter).
+pub const MAX_HASH_BYTES: usize = 512;
+
+/// Parses a stored hash and checks its costs against the caps, without checking a password
+/// (cheap: no key derivation). What [`verify`] would refuse, this refuses too.
+pub fn inspect(stored: &str) -> Result<Scheme, Refused> {
+    if stored.len() > MAX_HASH_BYTES {
+        return Err(Refused::Malformed(format!(
+            "longer than {MAX_HASH_BYTES} bytes"
+        )));
+    }
+    let scheme = scheme(stored).ok_or(Refused::UnknownScheme)?;
+    match scheme {
+        Scheme::Argon2 => argon2_params(stored).map(|_| ()),
+        Scheme::Scrypt => foreign::scrypt_params(stored).map(|_| ()),
+        Scheme::Pbkdf2 => foreign::pbkdf2_params(stored).map(|_| ()),
+        Scheme::Bcrypt => foreign::bcrypt_cost(stored).map(|_| ()),
+    }?;
+    Ok(scheme)
 }
 
 /// Checks `password` against a stored hash. Slow by design (the hash's own cost): run it on
 /// the hashing threads.
 pub fn verify(stored: &str, password: &[u8]) -> Result<Verification, Refused> {
-    match scheme(stored).ok_or(Refused::UnknownScheme)? {
-        Scheme::Argon2 => argon2(stored, password),
-    }
+    let scheme = inspect(stored)?;
+    let matches = match scheme {
+        Scheme::Argon2 => return argon2(stored, password),
+        Scheme::Scrypt => foreign::scrypt(stored, password)?,
+        Scheme::Pbkdf2 => foreign::pbkdf2(stored, password)?,
+        Scheme::Bcrypt => foreign::bcrypt(stored, password)?,
+    };
+    // Every scheme but argon2id is replaced on the first successful check.
+    Ok(Verification {
+        matches,
+        outdated: true,
+    })
 }
 
-fn argon2(stored: &str, password: &[u8]) -> Result<Verification, Refused> {
+/// A parsed argon2 hash and its parameters, within the caps.
+fn argon2_params(stored: &str) -> Result<(PasswordHash, argon2::Params), Refused> {
     let hash = PasswordHash::new(stored).map_err(|e| Refused::Malformed(e.to_string()))?;
     let params = argon2::Params::try_from(&hash).map_err(|e| Refused::Malformed(e.to_string()))?;
     if params.m_cost() > ARGON2_MAX_M_KIB
@@ -81,6 +138,11 @@ fn argon2(stored: &str, password: &[u8]) -> Result<Verification, Refused> {
             params.p_cost()
         )));
     }
+    Ok((hash, params))
+}
+
+fn argon2(stored: &str, password: &[u8]) -> Result<Verification, Refused> {
+    let (hash, params) = argon2_params(stored)?;
     // The algorithm, version and parameters come from the hash itself.
     let matches = super::argon2id().verify_password(password, &hash).is_ok();
     let current = super::argon2id();
@@ -165,10 +227,17 @@ mod tests {
         for stored in [
             "",
             "plain text",
-            "$2b$12$abcdefghijklmnopqrstuuKd0gqE3Z/7L5K5t1dD4U8eY1F1HQxVG",
+            "$2b$12$abcdefghijklmnopqrstuuKd0gqE3Z/7L5K5t1dD4U8eY1F1HQxV",
+            "$2b$1$abcdefghijklmnopqrstuuKd0gqE3Z/7L5K5t1dD4U8eY1F1HQxVGx",
+            "$2c$12$abcdefghijklmnopqrstuuKd0gqE3Z/7L5K5t1dD4U8eY1F1HQxVG",
             "$argon2id$",
             "$argon2id$v=19$m=x,t=2,p=1$c2FsdHNhbHQ$aGFzaA",
-            "$scrypt$ln=16,r=8,p=1$c2FsdA$aGFzaA",
+            "$scrypt$ln=16,r=8$c2FsdA",
+            "$scrypt$ln=x,r=8,p=1$c2FsdA$aGFzaGhhc2hoYXNoaGFzaA",
+            "$pbkdf2-sha256$i=1000,l=32$c2FsdA$aGFzaA",
+            "$pbkdf2-sha1$i=1000,l=20$c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhcw",
+            "$pbkdf2-sha256$i=1000,l=3$c2FsdA$aGFz",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA$extra",
         ] {
             assert!(verify(stored, b"x").is_err(), "{stored}");
         }

@@ -7,6 +7,7 @@ pub mod create;
 pub mod delete;
 pub mod fields;
 pub mod identities;
+pub mod import;
 pub mod login;
 pub mod page;
 pub mod read;

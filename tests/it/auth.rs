@@ -435,6 +435,10 @@ pub const ROOT_CALLS: &[(&str, &str)] = &[
         "verifyPassword",
         "mutation { verifyPassword(input: {type: EMAIL, externalId: \"m@example.com\", password: \"whatever\"}) { user { profileId } } }",
     ),
+    (
+        "importUsers",
+        "mutation { importUsers(input: {users: []}) { created } }",
+    ),
 ];
 
 #[tokio::test]

@@ -276,6 +276,7 @@ impl Default for Options {
             limits: Limits::default(),
             http: HttpSettings {
                 max_body_bytes: 64 * 1024,
+                max_import_body_bytes: 8 * 1024 * 1024,
                 request_timeout: Duration::from_secs(15),
                 validation_shortcut: true,
             },

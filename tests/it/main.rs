@@ -14,6 +14,7 @@ mod embedded;
 mod errors;
 mod fuzz;
 mod graphql_http;
+mod import;
 mod inputs;
 mod isolation;
 mod jwks;

@@ -14,7 +14,13 @@ fn committed_schema_matches_the_code() {
 #[test]
 fn no_secret_shaped_field_is_in_the_schema() {
     let sdl = usersvc::graphql::sdl();
+    let mut in_input = false;
     for line in sdl.lines().map(str::trim) {
+        if line.starts_with("input ") {
+            in_input = true;
+        } else if line.starts_with("type ") || line.starts_with("enum ") {
+            in_input = false;
+        }
         // Field and argument names only; descriptions may speak about passwords.
         let Some((name, _)) = line.split_once(':') else {
             continue;
@@ -25,6 +31,10 @@ fn no_secret_shaped_field_is_in_the_schema() {
         let name = name.to_lowercase();
         // The contract's link lifetime is the one name that speaks of tokens without holding one.
         if name == "tokenttlinminutes" {
+            continue;
+        }
+        // An imported user's password hash may be written (importUsers), never read back.
+        if in_input && name == "passwordhash" {
             continue;
         }
         for word in ["hash", "secret", "token"] {
