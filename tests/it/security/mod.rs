@@ -8,9 +8,15 @@
 //! `serve` process killed in the middle of a send ([`crash`]).
 //! The helpers they share live here.
 
+mod crash;
+mod logs;
 mod pages;
 
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::harness::*;
 
@@ -24,4 +30,76 @@ fn without_locations(mut v: Value) -> Value {
         }
     }
     v
+}
+
+/// A `usersvc serve` process on a test's database, with everything it prints (its logs go to
+/// stderr) gathered in memory. It is killed when dropped.
+struct Serve {
+    child: tokio::process::Child,
+    base: String,
+    output: Arc<Mutex<String>>,
+    _data: tempfile::TempDir,
+}
+
+impl Serve {
+    /// Starts `usersvc serve` on `t`'s database with `env` added, and waits until it listens.
+    async fn start(t: &TestApp, env: &[(&str, &str)]) -> Serve {
+        let data = tempfile::tempdir().unwrap();
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_usersvc"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+            .env("DATABASE_URL", &t.db_url)
+            .env("USERSVC_DATA_DIR", data.path())
+            .env("USERSVC_JWT_SECRET", SECRET)
+            .env("USERSVC_LINK_KEY", std::str::from_utf8(LINK_KEY).unwrap())
+            .env("USERSVC_LOG_FORMAT", "text")
+            .env("NO_COLOR", "1")
+            .env_remove("RUST_LOG")
+            .env_remove("USERSVC_SMTP_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("run usersvc serve");
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn AsyncRead + Unpin + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let output = output.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut out = output.lock().unwrap();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
+            });
+        }
+        let base = eventually(WAIT, || async {
+            let out = output.lock().unwrap().clone();
+            out.lines()
+                .find_map(|l| l.strip_prefix("usersvc is listening on "))
+                .map(str::to_owned)
+                .ok_or(out)
+        })
+        .await;
+        Serve {
+            child,
+            base,
+            output,
+            _data: data,
+        }
+    }
+
+    /// Everything the process has printed so far.
+    fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// SIGKILL: the process ends at once, with no chance to finish anything.
+    async fn kill_9(&mut self) {
+        self.child.kill().await.unwrap();
+    }
 }
