@@ -11,14 +11,38 @@
 mod crash;
 mod logs;
 mod pages;
+mod scopes;
+mod tenants;
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use crate::harness::*;
+
+/// The root fields of the running server's schema, read by introspection over HTTP:
+/// `(root type, field name)`. The tests iterate over these, so an operation added to the
+/// schema without a case in their tables fails them.
+async fn root_fields(t: &TestApp) -> Vec<(String, String)> {
+    let (status, v) = t
+        .gql(
+            &t.token("a", ALL),
+            "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let mut fields = Vec::new();
+    for (root, key) in [("Query", "queryType"), ("Mutation", "mutationType")] {
+        for f in v["data"]["__schema"][key]["fields"].as_array().unwrap() {
+            fields.push((root.to_owned(), f["name"].as_str().unwrap().to_owned()));
+        }
+    }
+    assert!(fields.len() > 10, "{v}");
+    fields
+}
 
 /// A response without error locations (which differ with the text of the document).
 fn without_locations(mut v: Value) -> Value {
