@@ -8,11 +8,16 @@
 //! `serve` process killed in the middle of a send ([`crash`]).
 //! The helpers they share live here.
 
+mod atomic;
 mod crash;
+mod graphql;
 mod logs;
+mod normalise;
 mod pages;
+mod passwords;
 mod scopes;
 mod tenants;
+mod tokens;
 
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
