@@ -31,13 +31,18 @@ impl Guard for RootScope {
                 AppError::Forbidden(format!("{field} is not available to any scope")).into(),
             );
         };
-        if ctx
-            .data_opt::<Caller>()
-            .is_some_and(|c| c.has_scope(needed))
-        {
+        let caller = ctx.data_opt::<Caller>();
+        if caller.is_some_and(|c| c.has_scope(needed)) {
             return Ok(());
         }
-        tracing::info!(field, scope = needed, "scope denied");
+        tracing::info!(
+            request_id = %crate::telemetry::current_request_id().unwrap_or_default(),
+            app_id = %caller.map_or("-", |c| c.app_id.as_str()),
+            actor = %caller.map_or("-", |c| c.actor.as_str()),
+            field,
+            scope = needed,
+            "scope denied"
+        );
         Err(AppError::Forbidden(format!("{field} needs the scope {needed}")).into())
     }
 }

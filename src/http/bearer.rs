@@ -75,7 +75,11 @@ async fn authenticate(verifier: &Verifier, headers: &HeaderMap) -> Result<Caller
     match verifier.verify(token).await {
         Ok(claims) => Ok(Caller::from_claims(claims)),
         Err(e) => {
-            tracing::info!(reason = %e, "token refused");
+            tracing::info!(
+                request_id = %crate::telemetry::current_request_id().unwrap_or_default(),
+                reason = %e,
+                "token refused"
+            );
             Err(Unauthenticated("invalid or expired token"))
         }
     }

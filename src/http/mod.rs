@@ -40,7 +40,7 @@ use tower_http::validate_request::ValidateRequestHeaderLayer;
 use crate::auth::jwt::Verifier;
 use crate::db::Db;
 use crate::graphql::{self as schema, Limits, Services};
-use crate::telemetry::REQUEST_ID;
+use crate::telemetry::{REQUEST_ID, current_request_id};
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -144,14 +144,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .fallback(ops::not_found);
     let timeout = TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, outer_deadline);
-    let catch_panic = CatchPanicLayer::custom(|_| {
-        tracing::error!("a handler panicked");
-        graphql::error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal server error",
-            "INTERNAL_SERVER_ERROR",
-        )
-    });
+    let catch_panic = CatchPanicLayer::custom(panicked);
     let nosniff = SetResponseHeaderLayer::overriding(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -169,6 +162,20 @@ pub fn router(state: AppState) -> Router {
             timeout,
         ))
         .with_state(state)
+}
+
+/// The last-resort answer when a handler panics: a generic error carrying the request id, the
+/// details only in the log. The panic ends that request alone; the server goes on serving.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!(
+        request_id = %current_request_id().unwrap_or_default(),
+        "a handler panicked"
+    );
+    graphql::error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal server error",
+        "INTERNAL_SERVER_ERROR",
+    )
 }
 
 /// Request ids: UUIDv7s (time-ordered) whose random part comes from the thread's CSPRNG, not a
@@ -269,6 +276,37 @@ mod tests {
         assert_eq!(super::method_label(&Method::POST), "POST");
         let odd = Method::from_bytes(b"FROBNICATE").unwrap();
         assert_eq!(super::method_label(&odd), "OTHER");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_gets_a_generic_error_and_the_server_serves_on() {
+        use axum::routing::get;
+        async fn boom() -> &'static str {
+            panic!("secret detail from a bug")
+        }
+        let app = axum::Router::new()
+            .route("/boom", get(boom))
+            .route("/ok", get(|| async { "fine" }))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                super::panicked,
+            ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let client = reqwest::Client::new();
+        for _ in 0..3 {
+            let resp = client.get(format!("{base}/boom")).send().await.unwrap();
+            assert_eq!(resp.status().as_u16(), 500);
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(
+                body["errors"][0]["extensions"]["code"],
+                "INTERNAL_SERVER_ERROR"
+            );
+            assert!(!body.to_string().contains("secret detail"), "{body}");
+            let ok = client.get(format!("{base}/ok")).send().await.unwrap();
+            assert_eq!(ok.text().await.unwrap(), "fine");
+        }
+        server.abort();
     }
 
     #[test]

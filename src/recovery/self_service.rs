@@ -98,10 +98,13 @@ pub async fn complete_reset(
     mail: &MailSettings,
     form: ResetForm,
 ) -> AppResult<()> {
-    let view = {
+    let (view, owner) = {
         let mut conn = get_conn(pool).await?;
         let row = live_token(&mut conn, &form.token, db::tokens::PASSWORD_RESET).await?;
-        reset_view(&mut conn, &row).await?
+        (
+            reset_view(&mut conn, &row).await?,
+            (row.app_id.clone(), row.profile_id),
+        )
     };
     if form.password != form.confirmation {
         return Err(AppError::bad_input("The two passwords are not the same."));
@@ -119,6 +122,14 @@ pub async fn complete_reset(
     let mut conn = get_conn(pool).await?;
     let consumed = conn
         .transaction::<_, AppError, _>(async |conn| {
+            // The profile row first, as `setPassword` and every other change of the profile
+            // take it: a reset racing one of them waits for it instead of deadlocking (the
+            // token, the identity and the profile locked in opposite orders), and then sees
+            // the link as that change left it.
+            let Some(profile) = db::profiles::find_for_update(conn, &owner.0, owner.1).await?
+            else {
+                return Ok(false);
+            };
             // The guarded consume is the one decision point: of concurrent submissions exactly
             // one gets the row; the password write commits or rolls back with it.
             let Some(row) = db::tokens::consume(conn, &hash, db::tokens::PASSWORD_RESET).await?
@@ -130,9 +141,6 @@ pub async fn complete_reset(
                 .as_deref()
                 .and_then(IdentityKind::parse)
                 .ok_or_else(|| AppError::internal("reset token without identity kind"))?;
-            let profile = db::profiles::find(conn, &row.app_id, row.profile_id)
-                .await?
-                .ok_or(AppError::ProfileNotFound)?;
             if profile.is_disabled() {
                 // Rolled back with the consumption: the link stays as dead as the profile is.
                 return Err(AppError::DeadLink(DeadLink::Revoked));
@@ -211,15 +219,18 @@ pub async fn complete_deletion(
     link: DeletionLink<'_>,
 ) -> AppResult<Vec<Uuid>> {
     let mut conn = get_conn(pool).await?;
-    deletion_row(&mut conn, link).await?;
+    let owner = deletion_row(&mut conn, link).await?;
     let hash = hash_token(link.token);
     let deleted = conn
         .transaction::<_, AppError, _>(async |conn| {
+            // The profile row before the token, in the order every other change of the
+            // profile takes them (see `complete_reset`).
+            let profile =
+                db::profiles::find_for_update(conn, &owner.app_id, owner.profile_id).await?;
             let Some(row) = db::tokens::consume(conn, &hash, db::tokens::ACCOUNT_DELETION).await?
             else {
                 return Ok(None);
             };
-            let profile = db::profiles::find(conn, &row.app_id, row.profile_id).await?;
             let caller = Caller::system(row.app_id.clone(), "self-service");
             let deleted = crate::users::delete::delete(
                 &mut DbPool::from(&mut **conn),

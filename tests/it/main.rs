@@ -28,5 +28,6 @@ mod paging;
 mod read;
 mod rendered_sql;
 mod schema;
+mod security;
 mod smtp_sink;
 mod tenancy;
