@@ -24,6 +24,8 @@ enum Target {
     Create,
     /// The listing: never shows the victim, however broad the filter.
     Listing,
+    /// The import: `$parent` a parent profile, `$id` the imported profile's id, `$x` its email.
+    Import,
 }
 
 /// One call per root field of the schema. Arguments are such that the call would succeed on
@@ -119,6 +121,11 @@ const CASES: &[(&str, Target, &str)] = &[
         "verifyPassword",
         Target::Email,
         "mutation($x: String!) { verifyPassword(input: {type: EMAIL, externalId: $x, password: \"password-123\"}) { user { profileId } } }",
+    ),
+    (
+        "importUsers",
+        Target::Import,
+        "mutation($parent: ID, $id: ID, $x: String!) { importUsers(input: {mode: UPSERT, users: [{profileId: $id, parentProfileId: $parent, identities: [{type: EMAIL, externalId: $x}]}]}) { created updated unchanged failed results { index profileId status error { code reasonCode message } } } }",
     ),
     (
         "deleteUser",
@@ -236,6 +243,25 @@ async fn every_operation_treats_another_apps_profile_as_missing() {
                     "{field}"
                 );
                 creates.push((field.clone(), *query));
+            }
+            Target::Import => {
+                // Another app's profile as a parent fails that user as a missing parent does.
+                let kid = t.token("child", ALL);
+                let vars = |parent: &str| json!({ "parent": parent, "id": null, "x": "kid@example.com" });
+                let (s1, foreign) = t.gql(&kid, query, vars(&victim)).await;
+                let (s2, absent) = t.gql(&kid, query, vars(MISSING)).await;
+                assert_eq!(s1, s2, "{field}");
+                let result = &foreign["data"][field]["results"][0];
+                assert_eq!(result["error"]["code"], "APP_PARENT_MISMATCH", "{foreign}");
+                assert_eq!(foreign, absent, "{field}");
+                // The victim's own id, upserted from app a, never reaches the victim: ids are
+                // unique across apps, so that user fails, and app b is unchanged (below).
+                let (_, v) = t
+                    .gql(&tok, query, json!({ "parent": null, "id": victim, "x": "victim@example.com" }))
+                    .await;
+                let result = &v["data"][field]["results"][0];
+                assert_eq!(result["status"], "FAILED", "{v}");
+                assert_eq!(v["data"][field]["updated"], 0, "{v}");
             }
             Target::Listing => {
                 for filter in [
