@@ -134,6 +134,12 @@ pub struct ServeArgs {
     /// Highest query complexity.
     #[arg(long, env = "USERSVC_MAX_QUERY_COMPLEXITY", default_value_t = 50_000)]
     pub max_query_complexity: usize,
+    /// Most root fields one operation may select (aliases included, fragments expanded).
+    #[arg(long, env = "USERSVC_MAX_ROOT_FIELDS", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_root_fields: u16,
+    /// Largest response, in bytes (RESPONSE_TOO_LARGE beyond).
+    #[arg(long, env = "USERSVC_MAX_RESPONSE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_response_bytes: usize,
     /// Whether introspection answers (to callers with a valid token).
     #[arg(long, env = "USERSVC_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
     pub introspection: bool,
@@ -186,6 +192,8 @@ impl ServeArgs {
             max_depth: self.max_query_depth,
             max_complexity: self.max_query_complexity,
             introspection: self.introspection,
+            max_root_fields: usize::from(self.max_root_fields),
+            max_response_bytes: self.max_response_bytes,
             ..Limits::default()
         }
     }

@@ -6,7 +6,10 @@
 //! memory has a known ceiling, and a burst of creates or logins queues for the hasher instead
 //! of starving the threads that serve reads. A hashing thread takes the next queued job as soon
 //! as it is done with one, without a trip through the async runtime in between. Callers must
-//! not hold a database connection while they wait here. How a stored hash is checked (which
+//! not hold a database connection while they wait here. Each app may have at most its share of
+//! the threads' work queued or running at once ([`crate::quota::PerApp`]: all but a quarter of
+//! them), so one app's burst of creates or logins waits for its own slots and leaves the rest
+//! to every other app. How a stored hash is checked (which
 //! schemes, which costs are refused) is [`verify`]'s.
 
 pub mod verify;
@@ -22,6 +25,7 @@ use tokio::sync::oneshot;
 
 use crate::db::models::App;
 use crate::error::{AppError, AppResult};
+use crate::quota::{PerApp, Unit};
 use verify::{Refused, Verification};
 
 /// Longest password accepted, in bytes, checked before any policy or hash work (a policy's
@@ -175,7 +179,12 @@ impl Job {
 #[derive(Clone)]
 pub struct Hasher {
     jobs: mpsc::Sender<Job>,
+    shares: Arc<PerApp>,
 }
+
+/// Longest wait for one of an app's hashing slots. The request deadline usually ends a wait
+/// first; past this one the caller gets a retryable error.
+const SLOT_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Hasher {
     /// A hasher running at most `concurrency` hashes or checks at once (at least one).
@@ -198,11 +207,28 @@ impl Hasher {
                 tracing::error!("cannot start a password hashing thread: {e}");
             }
         }
-        Hasher { jobs }
+        Hasher {
+            jobs,
+            shares: Arc::new(PerApp::of_total(concurrency.max(1))),
+        }
     }
 
-    /// The argon2id PHC string of a password, with a fresh random salt.
-    pub async fn hash(&self, password: String) -> AppResult<String> {
+    /// How many hashes or checks one app may have queued or running at once.
+    pub fn app_share(&self) -> usize {
+        self.shares.share()
+    }
+
+    /// One of `app`'s slots, held while its job is queued and run.
+    async fn slot(&self, app: &str) -> AppResult<Unit> {
+        self.shares.acquire(app, SLOT_WAIT).await.ok_or_else(|| {
+            AppError::Unavailable("every password hashing slot of the app is busy".into())
+        })
+    }
+
+    /// The argon2id PHC string of a password, with a fresh random salt, hashed in one of
+    /// `app`'s slots.
+    pub async fn hash(&self, app: &str, password: String) -> AppResult<String> {
+        let _slot = self.slot(app).await?;
         let (done, result) = oneshot::channel();
         self.jobs
             .send(Job::Hash(password, done))
@@ -212,16 +238,18 @@ impl Hasher {
             .map_err(|_| AppError::internal("password hasher closed"))?
     }
 
-    /// Checks a password against a stored hash. With `None` (no such identity) it does the
+    /// Checks a password against a stored hash, in one of `app`'s slots. With `None` (no such identity) it does the
     /// same work against a dummy hash of the current parameters and never matches, so an
     /// unknown identity takes as long as a wrong password. `Err` inside: the stored hash could
     /// not be checked at all (an unknown scheme, or costs above the caps), which counts as a
     /// wrong password.
     pub async fn verify(
         &self,
+        app: &str,
         stored: Option<String>,
         password: String,
     ) -> AppResult<Result<Verification, Refused>> {
+        let _slot = self.slot(app).await?;
         let (done, result) = oneshot::channel();
         self.jobs
             .send(Job::Verify(stored, password, done))
@@ -339,9 +367,15 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_are_argon2id_with_owasp_parameters() {
-        let phc = Hasher::new(1).hash("correct horse".into()).await.unwrap();
+        let phc = Hasher::new(1)
+            .hash("a", "correct horse".into())
+            .await
+            .unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        let again = Hasher::new(1).hash("correct horse".into()).await.unwrap();
+        let again = Hasher::new(1)
+            .hash("a", "correct horse".into())
+            .await
+            .unwrap();
         assert_ne!(phc, again, "each hash has its own salt");
     }
 
@@ -351,7 +385,7 @@ mod tests {
         let jobs: Vec<_> = (0..6)
             .map(|i| {
                 let h = hasher.clone();
-                tokio::spawn(async move { h.hash(format!("password {i}")).await })
+                tokio::spawn(async move { h.hash("a", format!("password {i}")).await })
             })
             .collect();
         let mut phcs = Vec::new();
@@ -369,23 +403,23 @@ mod tests {
         }
         // A request that gave up before its turn costs nothing and breaks nothing.
         let h = hasher.clone();
-        let abandoned = tokio::spawn(async move { h.hash("never mind".into()).await });
+        let abandoned = tokio::spawn(async move { h.hash("a", "never mind".into()).await });
         abandoned.abort();
-        assert!(hasher.hash("after".into()).await.is_ok());
+        assert!(hasher.hash("a", "after".into()).await.is_ok());
     }
 
     #[tokio::test]
     async fn verification_runs_on_the_hashers_threads() {
         let hasher = Hasher::new(2);
-        let phc = hasher.hash("correct horse".into()).await.unwrap();
+        let phc = hasher.hash("a", "correct horse".into()).await.unwrap();
         let right = hasher
-            .verify(Some(phc.clone()), "correct horse".into())
+            .verify("a", Some(phc.clone()), "correct horse".into())
             .await
             .unwrap()
             .unwrap();
         assert!(right.matches && !right.outdated);
         let wrong = hasher
-            .verify(Some(phc), "correct horsE".into())
+            .verify("a", Some(phc), "correct horsE".into())
             .await
             .unwrap()
             .unwrap();
@@ -397,14 +431,18 @@ mod tests {
             "dummydummydummydummydummydummydummydummy",
             "correct horse",
         ] {
-            let none = hasher.verify(None, guess.into()).await.unwrap().unwrap();
+            let none = hasher
+                .verify("a", None, guess.into())
+                .await
+                .unwrap()
+                .unwrap();
             assert!(!none.matches, "{guess}");
         }
         assert!(dummy_hash().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         let hostile = "$argon2id$v=19$m=4294967295,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
         assert!(matches!(
             hasher
-                .verify(Some(hostile.into()), "x".into())
+                .verify("a", Some(hostile.into()), "x".into())
                 .await
                 .unwrap(),
             Err(Refused::TooCostly(_))

@@ -112,7 +112,6 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
         CursorKey::new(bytes)
     };
     let services = Services {
-        db: db.clone(),
         hasher: hasher.clone(),
         limits: cfg.limits.clone(),
         mail: mail.clone(),

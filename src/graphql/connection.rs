@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
 use chrono::{DateTime, Utc};
 
-use super::services;
+use super::limits::{charge_list, user_bytes};
 use super::types::{IdentityType, User, UserStatus};
 use crate::db::profiles::OrderField;
 use crate::users::page::{FilterInput, Page};
@@ -102,24 +102,30 @@ pub struct UserConnection(pub Arc<Page>);
 #[Object(serial)]
 impl UserConnection {
     /// The users of this page with their cursors.
-    async fn edges(&self) -> Vec<UserEdge> {
-        self.0
+    async fn edges(&self, ctx: &Context<'_>) -> Result<Vec<UserEdge>> {
+        charge_list(ctx, &self.0.rows, &["node"], |(p, c), sel| {
+            user_bytes(p, sel) + c.len()
+        })?;
+        Ok(self
+            .0
             .rows
             .iter()
             .map(|(p, c)| UserEdge {
                 cursor: c.clone(),
                 node: User::new(p.clone()),
             })
-            .collect()
+            .collect())
     }
 
     /// The users of this page.
-    async fn nodes(&self) -> Vec<User> {
-        self.0
+    async fn nodes(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
+        charge_list(ctx, &self.0.rows, &[], |(p, _), sel| user_bytes(p, sel))?;
+        Ok(self
+            .0
             .rows
             .iter()
             .map(|(p, _)| User::new(p.clone()))
-            .collect()
+            .collect())
     }
 
     /// Where this page sits.
@@ -128,8 +134,11 @@ impl UserConnection {
     }
 
     /// How many users match the filter on all pages together (computed only when selected).
+    /// Counting visits every matching user, so it is priced as a scan: as much as ten pages of
+    /// 500 users.
+    #[graphql(complexity = "super::TOTAL_COUNT_MARK")]
     async fn total_count(&self, ctx: &Context<'_>) -> Result<i64> {
-        Ok(self.0.total_count(&mut services(ctx).db.pool()).await?)
+        Ok(self.0.total_count(&mut super::db(ctx).pool()).await?)
     }
 }
 
@@ -159,15 +168,12 @@ pub struct PageInfo(Arc<Page>);
 impl PageInfo {
     /// Whether users follow this page.
     async fn has_next_page(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(self.0.has_next_page(&mut services(ctx).db.pool()).await?)
+        Ok(self.0.has_next_page(&mut super::db(ctx).pool()).await?)
     }
 
     /// Whether users precede this page.
     async fn has_previous_page(&self, ctx: &Context<'_>) -> Result<bool> {
-        Ok(self
-            .0
-            .has_previous_page(&mut services(ctx).db.pool())
-            .await?)
+        Ok(self.0.has_previous_page(&mut super::db(ctx).pool()).await?)
     }
 
     /// The cursor of the first edge.

@@ -209,8 +209,14 @@ impl ImportMutation {
             .into());
         }
         let users = input.users.into_iter().map(Into::into).collect();
-        let report =
-            import::import_users(&mut svc.db.pool(), &svc.hasher, caller(ctx), users, mode).await?;
+        let report = import::import_users(
+            &mut super::db(ctx).pool(),
+            &svc.hasher,
+            caller(ctx),
+            users,
+            mode,
+        )
+        .await?;
         Ok(ImportUsersPayload {
             created: count(report.count(import::ImportStatus::Created)),
             updated: count(report.count(import::ImportStatus::Updated)),

@@ -172,7 +172,7 @@ impl LifecycleMutation {
         #[graphql(desc = "Which user, and what to change.")] input: UpdateUserInput,
     ) -> Result<UserPayload> {
         let profile =
-            users::update::update(&mut services(ctx).db.pool(), caller(ctx), input.into()).await?;
+            users::update::update(&mut super::db(ctx).pool(), caller(ctx), input.into()).await?;
         Ok(UserPayload {
             user: User::new(profile),
         })
@@ -190,7 +190,7 @@ impl LifecycleMutation {
     ) -> Result<UserPayload> {
         let svc = services(ctx);
         let (profile, ids) = users::identities::change_identity(
-            &mut svc.db.pool(),
+            &mut super::db(ctx).pool(),
             &svc.mail,
             caller(ctx),
             ChangeIdentity {
@@ -215,7 +215,7 @@ impl LifecycleMutation {
     ) -> Result<UserPayload> {
         let svc = services(ctx);
         let (profile, ids) = users::identities::attach_identity(
-            &mut svc.db.pool(),
+            &mut super::db(ctx).pool(),
             &svc.hasher,
             caller(ctx),
             AttachIdentity {
@@ -241,7 +241,7 @@ impl LifecycleMutation {
         #[graphql(desc = "Which user, and the identity to remove.")] input: DetachIdentityInput,
     ) -> Result<UserPayload> {
         let (profile, ids) = users::identities::detach_identity(
-            &mut services(ctx).db.pool(),
+            &mut super::db(ctx).pool(),
             caller(ctx),
             DetachIdentity {
                 profile_id: input.profile_id.0,
@@ -265,7 +265,7 @@ impl LifecycleMutation {
         #[graphql(desc = "Which user, and why.")] input: DisableUserInput,
     ) -> Result<UserPayload> {
         let profile = users::status::disable(
-            &mut services(ctx).db.pool(),
+            &mut super::db(ctx).pool(),
             caller(ctx),
             &input.profile_id,
             input.reason,
@@ -285,7 +285,7 @@ impl LifecycleMutation {
         #[graphql(desc = "Which user.")] input: EnableUserInput,
     ) -> Result<UserPayload> {
         let profile =
-            users::status::enable(&mut services(ctx).db.pool(), caller(ctx), &input.profile_id)
+            users::status::enable(&mut super::db(ctx).pool(), caller(ctx), &input.profile_id)
                 .await?;
         Ok(UserPayload {
             user: User::new(profile),
@@ -305,7 +305,7 @@ impl LifecycleMutation {
     ) -> Result<VerifyPasswordPayload> {
         let svc = services(ctx);
         let profile = users::login::verify_password(
-            &mut svc.db.pool(),
+            &mut super::db(ctx).pool(),
             &svc.hasher,
             caller(ctx),
             Login {

@@ -129,7 +129,7 @@ pub struct Mutation(
 async fn create(ctx: &Context<'_>, input: NewUser) -> Result<CreateUserPayload> {
     let svc = services(ctx);
     let created = users::create::create(
-        &mut svc.db.pool(),
+        &mut super::db(ctx).pool(),
         &svc.hasher,
         &svc.mail,
         caller(ctx),
@@ -218,7 +218,7 @@ impl UsersMutation {
         #[graphql(desc = "Which user.")] input: DeleteUserInput,
     ) -> Result<DeleteUserPayload> {
         let deleted = users::delete::delete(
-            &mut services(ctx).db.pool(),
+            &mut super::db(ctx).pool(),
             caller(ctx),
             &input.profile_id,
             input.delete_children.unwrap_or(false),

@@ -11,6 +11,11 @@ use super::{caller, services};
 use crate::users::{self, page::PageRequest};
 
 /// Reading users of the caller's app.
+///
+/// Root fields resolve one after the other ([`super::limits::SerialRoot`]), as every object
+/// below them does: a request holds one database connection at a time, and a request whose
+/// response would go past its budget stops at the field that does, before later fields load
+/// anything.
 #[derive(Default)]
 pub struct Query;
 
@@ -26,7 +31,7 @@ impl Query {
     ) -> Result<Option<User>> {
         let with_identities = ctx.look_ahead().field("identities").exists();
         let found = users::read::user_info(
-            &mut services(ctx).db.pool(),
+            &mut super::db(ctx).pool(),
             caller(ctx),
             &profile_id,
             with_identities,
@@ -51,7 +56,7 @@ impl Query {
         external_auth_type: Option<String>,
     ) -> Result<Option<User>> {
         let found = users::read::user_by_identity(
-            &mut services(ctx).db.pool(),
+            &mut super::db(ctx).pool(),
             caller(ctx),
             r#type.into(),
             &external_id,
@@ -71,7 +76,7 @@ impl Query {
         #[graphql(desc = "The profile id (a UUID).")] profile_id: ID,
     ) -> Result<UserExport> {
         Ok(UserExport(
-            users::read::export(&mut services(ctx).db.pool(), caller(ctx), &profile_id).await?,
+            users::read::export(&mut super::db(ctx).pool(), caller(ctx), &profile_id).await?,
         ))
     }
 
@@ -80,9 +85,7 @@ impl Query {
     /// paging while users come and go never repeats or skips one that existed throughout.
     /// `first`/`last` default to 50 and may not exceed the server's maximum (500 unless
     /// configured); give one of them, not both. Scope: `cloudcode:users:read`.
-    #[graphql(
-        complexity = "(first.or(last).unwrap_or(50).clamp(0, 500) as usize).saturating_mul(child_complexity).saturating_add(50).min(super::MAX_FIELD_COST)"
-    )]
+    #[graphql(complexity = "super::users_complexity(first.or(last), child_complexity)")]
     #[expect(
         clippy::too_many_arguments,
         reason = "the Relay arguments of the contract"
@@ -107,7 +110,7 @@ impl Query {
             direction: OrderDirection::Asc,
         });
         let page = users::page::page(
-            &mut svc.db.pool(),
+            &mut super::db(ctx).pool(),
             caller(ctx),
             PageRequest {
                 first,

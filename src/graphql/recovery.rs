@@ -146,7 +146,7 @@ async fn reset(
 ) -> Result<SendPasswordResetPayload> {
     let svc = services(ctx);
     let q = recovery::reset::send_reset(
-        &mut svc.db.pool(),
+        &mut super::db(ctx).pool(),
         &svc.mail,
         caller(ctx),
         via,
@@ -199,7 +199,7 @@ impl RecoveryMutation {
     ) -> Result<UrlPayload> {
         let svc = services(ctx);
         let link = recovery::reset::create_reset_url(
-            &mut svc.db.pool(),
+            &mut super::db(ctx).pool(),
             &svc.mail,
             caller(ctx),
             ResetUrlRequest {
@@ -230,7 +230,7 @@ impl RecoveryMutation {
             .unwrap_or(IdentityType::UniversalId)
             .into();
         let (profile, ids) = recovery::reset::set_password(
-            &mut svc.db.pool(),
+            &mut super::db(ctx).pool(),
             &svc.hasher,
             &svc.mail,
             caller(ctx),
@@ -256,7 +256,7 @@ impl RecoveryMutation {
     ) -> Result<UrlPayload> {
         let svc = services(ctx);
         let link = recovery::deletion::create_deletion_url(
-            &mut svc.db.pool(),
+            &mut super::db(ctx).pool(),
             &svc.mail,
             caller(ctx),
             &input.profile_id,

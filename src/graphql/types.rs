@@ -7,6 +7,7 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Json, Object, Result};
 use chrono::{DateTime, Utc};
 
+use super::limits::{audit_bytes, budget, charge_list, identity_bytes, json_bytes, user_bytes};
 use super::loaders::{ChildrenLoader, IdentityLoader};
 use crate::db::models;
 use crate::db::models::{IdentityKind, ProfileStatus};
@@ -226,6 +227,9 @@ impl User {
     /// How the user logs in. Loaded for all users of a response in one query.
     #[graphql(complexity = "child_complexity.saturating_mul(5).min(super::MAX_FIELD_COST)")]
     async fn identities(&self, ctx: &Context<'_>) -> Result<Vec<Identity>> {
+        if let Some(known) = &self.identities {
+            charge_list(ctx, &known[..], &[], identity_bytes)?;
+        }
         let rows = match &self.identities {
             Some(known) => known.as_ref().clone(),
             None => ctx
@@ -234,18 +238,24 @@ impl User {
                 .await?
                 .unwrap_or_default(),
         };
+        if self.identities.is_none() {
+            charge_list(ctx, &rows, &[], identity_bytes)?;
+        }
         Ok(rows.into_iter().map(Identity).collect())
     }
 
     /// Profiles (in child apps) whose parentProfileId is this profile. Loaded for all users of
     /// a response in one query.
-    #[graphql(complexity = "child_complexity.saturating_mul(20).min(super::MAX_FIELD_COST)")]
+    #[graphql(
+        complexity = "child_complexity.saturating_mul(super::CHILDREN_PRICED).min(super::MAX_FIELD_COST)"
+    )]
     async fn children(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
         let rows = ctx
             .data_unchecked::<DataLoader<ChildrenLoader>>()
             .load_one((self.profile.app_id.clone(), self.profile.profile_id))
             .await?
             .unwrap_or_default();
+        charge_list(ctx, &rows, &[], user_bytes)?;
         Ok(rows.into_iter().map(User::new).collect())
     }
 }
@@ -307,27 +317,36 @@ impl UserExport {
     }
 
     /// Its identities (brainCloud credentials).
-    async fn credentials(&self) -> Vec<Identity> {
-        self.0.identities.iter().cloned().map(Identity).collect()
+    async fn credentials(&self, ctx: &Context<'_>) -> Result<Vec<Identity>> {
+        charge_list(ctx, &self.0.identities, &[], identity_bytes)?;
+        Ok(self.0.identities.iter().cloned().map(Identity).collect())
     }
 
     /// Its children in child apps.
-    async fn children(&self) -> Vec<User> {
-        self.0.children.iter().cloned().map(User::new).collect()
+    #[graphql(
+        complexity = "child_complexity.saturating_mul(super::CHILDREN_PRICED).min(super::MAX_FIELD_COST)"
+    )]
+    async fn children(&self, ctx: &Context<'_>) -> Result<Vec<User>> {
+        charge_list(ctx, &self.0.children, &[], user_bytes)?;
+        Ok(self.0.children.iter().cloned().map(User::new).collect())
     }
 
     /// Its audit trail, oldest first.
-    async fn audit_events(&self) -> Vec<AuditEvent> {
-        self.0
+    async fn audit_events(&self, ctx: &Context<'_>) -> Result<Vec<AuditEvent>> {
+        charge_list(ctx, &self.0.audit_events, &[], audit_bytes)?;
+        Ok(self
+            .0
             .audit_events
             .iter()
             .cloned()
             .map(AuditEvent)
-            .collect()
+            .collect())
     }
 
     /// The whole export as one JSON document.
-    async fn document(&self) -> Json<serde_json::Value> {
-        Json(self.0.document())
+    async fn document(&self, ctx: &Context<'_>) -> Result<Json<serde_json::Value>> {
+        let document = self.0.document();
+        budget(ctx).charge(json_bytes(&document))?;
+        Ok(Json(document))
     }
 }

@@ -77,6 +77,52 @@ impl OutputTypes {
     }
 }
 
+/// The response to a request refused before execution, for the reason `message`.
+pub fn refused(message: &str) -> Response {
+    let mut error = ServerError::new(message, None);
+    set_code(&mut error, VALIDATION_FAILED);
+    Response::from_errors(vec![error])
+}
+
+/// The response in place of one that would exceed `limit` bytes.
+pub fn too_large(limit: usize) -> Response {
+    let mut error = ServerError::new(crate::graphql::limits::too_large_message(limit), None);
+    set_code(&mut error, crate::graphql::limits::RESPONSE_TOO_LARGE);
+    Response::from_errors(vec![error])
+}
+
+/// `response` as JSON, or `None` when it would take more than `max_bytes`: the writer counts
+/// the bytes as they are produced and stops at the limit, so no larger body is ever built.
+pub fn serialise(response: &Response, max_bytes: usize) -> Option<Vec<u8>> {
+    let mut out = Capped {
+        bytes: Vec::new(),
+        room: max_bytes,
+    };
+    serde_json::to_writer(&mut out, response).ok()?;
+    Some(out.bytes)
+}
+
+/// A buffer that refuses to grow past its room.
+struct Capped {
+    bytes: Vec<u8>,
+    room: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.room {
+            return Err(std::io::Error::other("over the response budget"));
+        }
+        self.room -= buf.len();
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The response to a document that does not parse.
 pub fn parse_failed(error: async_graphql::parser::Error) -> Response {
     let mut error = ServerError::from(error);

@@ -5,10 +5,12 @@
 //!    with a GraphQL-shaped body for any problem with it;
 //! 3. the request's shape ([`request`]): JSON only (415), one operation (400 for arrays),
 //!    mutations only over POST (405);
-//! 4. the document, parsed once per distinct text ([`documents`]);
+//! 4. the document, parsed once per distinct text ([`documents`]), and its root fields counted
+//!    against the limit before anything runs ([`graphql::limits::root_fields`]);
 //! 5. execution with the caller attached, under the request deadline ([`Endpoint::execute`]);
 //! 6. the response shaped as the spec says ([`complete`]), the root fields counted
-//!    ([`field_metrics`]), and sent with `Cache-Control: no-store`.
+//!    ([`field_metrics`]), and sent with `Cache-Control: no-store`, serialised within the
+//!    response budget (`RESPONSE_TOO_LARGE` instead, when it would not fit).
 //!
 //! [`bearer`]: super::bearer
 //! [`request`]: super::request
@@ -22,7 +24,6 @@ use std::time::{Duration, Instant};
 use async_graphql::parser::Positioned;
 use async_graphql::parser::types::{OperationDefinition, OperationType};
 use async_graphql::{Request, Schema};
-use async_graphql_axum::GraphQLResponse;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -35,7 +36,7 @@ use super::documents::{Document, Documents, selected_operation};
 use super::known::KnownRequests;
 use super::request::{self, JsonRequest, Refused};
 use crate::auth::Caller;
-use crate::graphql::{self, AppSchema};
+use crate::graphql::{self, AppSchema, Limits};
 use crate::telemetry::current_request_id;
 
 /// A response with a GraphQL-shaped error body.
@@ -61,11 +62,18 @@ pub struct Endpoint {
     known: Option<KnownRequests>,
     types: OutputTypes,
     deadline: Duration,
+    max_root_fields: usize,
+    max_response_bytes: usize,
 }
 
 impl Endpoint {
-    /// The endpoint for `schema`; `known` is the validation shortcut, if any.
-    pub fn new(schema: AppSchema, known: Option<KnownRequests>, deadline: Duration) -> Self {
+    /// The endpoint for `schema` under `limits`; `known` is the validation shortcut, if any.
+    pub fn new(
+        schema: AppSchema,
+        known: Option<KnownRequests>,
+        deadline: Duration,
+        limits: &Limits,
+    ) -> Self {
         let types = OutputTypes::from_sdl(&schema.sdl());
         Endpoint {
             schema,
@@ -73,6 +81,8 @@ impl Endpoint {
             known,
             types,
             deadline,
+            max_root_fields: limits.max_root_fields,
+            max_response_bytes: limits.max_response_bytes,
         }
     }
 
@@ -147,13 +157,28 @@ async fn respond(
 ) -> Response {
     let doc = match doc {
         Ok(doc) => doc,
-        Err(e) => return reply(complete::parse_failed(e)),
+        Err(e) => return reply(complete::parse_failed(e), state.graphql.max_response_bytes),
     };
     let started = Instant::now();
+    let endpoint = &state.graphql;
     let op = selected_operation(&doc.parsed, request.operation_name.as_deref());
-    let mut request = graphql::prepare(request, caller, &state.db);
+    if let Some(op) = op {
+        let fields = graphql::limits::root_fields(&doc.parsed, &op.node);
+        if fields > endpoint.max_root_fields {
+            return reply(
+                complete::refused(&format!(
+                    "the operation selects {fields} root fields; at most {} are allowed",
+                    endpoint.max_root_fields
+                )),
+                endpoint.max_response_bytes,
+            );
+        }
+    }
+    let prepared = graphql::prepare(request, caller, &state.db, endpoint.max_response_bytes);
+    let mut request = prepared.request;
     request.set_parsed_query(doc.parsed.clone());
-    let Some(mut response) = state.graphql.execute(request, &doc, op).await else {
+    let run = prepared.log.scope(endpoint.execute(request, &doc, op));
+    let Some(mut response) = run.await else {
         tracing::warn!(
             timeout_ms = state.graphql.deadline.as_millis() as u64,
             "request timed out"
@@ -164,19 +189,30 @@ async fn respond(
             "INTERNAL_SERVER_ERROR",
         );
     };
-    complete::complete(&mut response, &doc.parsed, op, &state.graphql.types);
+    if prepared.budget.exceeded() {
+        response = complete::too_large(endpoint.max_response_bytes);
+    }
+    complete::complete(&mut response, &doc.parsed, op, &endpoint.types);
     super::field_metrics::count(&doc.parsed, op, &response, started.elapsed());
-    reply(response)
+    reply(response, endpoint.max_response_bytes)
 }
 
-/// The HTTP response for a GraphQL response: JSON, never stored by caches.
+/// The HTTP response for a GraphQL response: JSON, never stored by caches, and at most
+/// `max_bytes` long (`RESPONSE_TOO_LARGE` in its place otherwise: the serialiser stops at the
+/// limit, so a larger body is never built).
 ///
-/// The media type stays `application/json` (async-graphql-axum says
-/// `application/graphql-response+json`): under that newer type GraphQL over HTTP asks for a
+/// The media type stays `application/json` (not `application/graphql-response+json`, which
+/// async-graphql's axum integration sends): under that newer type GraphQL over HTTP asks for a
 /// 4xx status when a request fails validation, and these keep the 200 that `application/json`
 /// asks for and that clients of this server already handle.
-fn reply(response: async_graphql::Response) -> Response {
-    let mut resp = GraphQLResponse::from(response).into_response();
+fn reply(response: async_graphql::Response, max_bytes: usize) -> Response {
+    let body = match complete::serialise(&response, max_bytes) {
+        Some(body) => body,
+        None => {
+            complete::serialise(&complete::too_large(max_bytes), usize::MAX).unwrap_or_default()
+        }
+    };
+    let mut resp = (StatusCode::OK, body).into_response();
     let headers = resp.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

@@ -79,6 +79,7 @@ pub fn endpoint(services: Services, limits: &Limits, settings: &HttpSettings) ->
         schema::build(Some(services), limits),
         known,
         settings.request_timeout,
+        limits,
     )
 }
 

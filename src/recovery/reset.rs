@@ -315,7 +315,7 @@ pub async fn set_password(
             .check(&req.password)
             .map_err(AppError::InvalidPasswordContent)?;
     }
-    let hash = hasher.hash(req.password).await?;
+    let hash = hasher.hash(&caller.app_id, req.password).await?;
     let mut conn = get_conn(pool).await?;
     let result = conn
         .transaction::<_, AppError, _>(async |conn| {

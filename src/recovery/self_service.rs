@@ -60,6 +60,8 @@ async fn lost_race(conn: &mut AsyncPgConnection, token: &str, purpose: &str) -> 
 /// What the reset page shows for a live link.
 #[derive(Debug, Clone)]
 pub struct ResetView {
+    /// The link's app (whose hashing slots the new password is hashed in).
+    pub app_id: String,
     pub app_name: String,
     pub policy: Policy,
 }
@@ -69,6 +71,7 @@ async fn reset_view(conn: &mut AsyncPgConnection, row: &OneTimeToken) -> AppResu
         .await?
         .ok_or_else(|| AppError::internal("token of a missing app"))?;
     Ok(ResetView {
+        app_id: app.app_id.clone(),
         app_name: app.name.clone(),
         policy: Policy::of(&app),
     })
@@ -117,7 +120,7 @@ pub async fn complete_reset(
     view.policy
         .check(&form.password)
         .map_err(AppError::InvalidPasswordContent)?;
-    let phc = hasher.hash(form.password).await?;
+    let phc = hasher.hash(&view.app_id, form.password).await?;
     let hash = hash_token(&form.token);
     let mut conn = get_conn(pool).await?;
     let consumed = conn

@@ -197,7 +197,7 @@ pub async fn create(
                 Some(p) => p,
                 None => random_secret(32)?,
             };
-            Some(hasher.hash(password).await?)
+            Some(hasher.hash(&app.app_id, password).await?)
         }
     };
 

@@ -274,7 +274,7 @@ pub async fn attach_identity(
                 Some(p) => p,
                 None => random_secret(32)?,
             };
-            Some(hasher.hash(password).await?)
+            Some(hasher.hash(&caller.app_id, password).await?)
         }
     };
 

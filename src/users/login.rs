@@ -87,7 +87,7 @@ pub async fn verify_password(
 
     let stored = credential.as_ref().and_then(|c| c.password_hash.clone());
     let checked = hasher
-        .verify(stored.clone(), login.password.clone())
+        .verify(&caller.app_id, stored.clone(), login.password.clone())
         .await?;
     let (credential, stored, outdated) = match (credential, stored, checked) {
         (Some(c), Some(stored), Ok(v)) if v.matches => (c, stored, v.outdated),
@@ -104,7 +104,7 @@ pub async fn verify_password(
 
     // A current hash, made before any write (no connection held while hashing).
     let upgrade = if outdated {
-        Some(hasher.hash(login.password).await?)
+        Some(hasher.hash(&caller.app_id, login.password).await?)
     } else {
         None
     };

@@ -15,11 +15,7 @@ use crate::create::make_user;
 use crate::harness::*;
 
 /// Codes of the contract that no request can provoke yet.
-const NOT_YET: &[&str] = &[
-    "RESPONSE_TOO_LARGE",
-    "GRAPHQL_PARSE_FAILED",
-    "GRAPHQL_VALIDATION_FAILED",
-];
+const NOT_YET: &[&str] = &["GRAPHQL_PARSE_FAILED", "GRAPHQL_VALIDATION_FAILED"];
 
 const USERS: &str = "{ users(first: 1) { totalCount } }";
 const AFTER: &str = "query($after: String) { users(first: 2, after: $after) { totalCount } }";
@@ -51,6 +47,8 @@ enum Trigger {
     NoToken(&'static str),
     /// A request with every scope to a server whose database refuses connections.
     DatabaseDown(&'static str),
+    /// A request with every scope to a server whose response budget is 16 bytes.
+    SmallBudget(&'static str),
 }
 use Trigger::*;
 
@@ -99,6 +97,7 @@ fn cases(f: &Fixture) -> Vec<(&'static str, Trigger)> {
         ("USER_DISABLED", Gql("a", ALL, RESET_URL, json!({ "in": { "profileId": f.dee, "identityType": "EMAIL" } }))),
         ("TOO_MANY_ATTEMPTS", Gql("a", ALL, VERIFY, json!({ "in": { "type": "EMAIL", "externalId": "pam@example.com", "password": "wrong password" } }))),
         ("INTERNAL_SERVER_ERROR", DatabaseDown(USERS)),
+        ("RESPONSE_TOO_LARGE", SmallBudget(USERS)),
     ]
 }
 
@@ -229,6 +228,17 @@ async fn every_error_code_has_the_recorded_payload() {
             DatabaseDown(query) => {
                 let down = database_down().await;
                 send(&down, Some(&down.token("a", ALL)), query, json!({})).await
+            }
+            SmallBudget(query) => {
+                let small = TestApp::with(Options {
+                    limits: usersvc::graphql::Limits {
+                        max_response_bytes: 16,
+                        ..Default::default()
+                    },
+                    ..Options::default()
+                })
+                .await;
+                send(&small, Some(&small.token("a", ALL)), query, json!({})).await
             }
         };
         let error = &body["errors"][0];

@@ -366,5 +366,11 @@ async fn a_page_loads_its_identities_and_children_in_one_query_each() {
         assert_eq!(e["node"]["children"].as_array().unwrap().len(), 1, "{e}");
     }
     // The page, then one query for all identities and one for all children: not one per user.
-    assert_eq!(ran, 3, "statements for one page of 30 users");
+    // A connection that last served another scope (the server's own start-up work) enters the
+    // app's first: one statement more, at most once per open connection.
+    let open = db.status().0 as u64;
+    assert!(
+        (3..=3 + open).contains(&ran),
+        "{ran} statements for one page of 30 users ({open} connections open)"
+    );
 }

@@ -383,7 +383,7 @@ async fn round(
             None => fresh.push((index, c)),
             Some(existing) => {
                 c.profile.profile_id = existing.0.profile_id;
-                match write::plan_update(hasher, &mut c, existing).await {
+                match write::plan_update(hasher, ctx.app_id, &mut c, existing).await {
                     Ok(true) => updates.push((index, c)),
                     Ok(false) => {
                         results[index] =
@@ -394,7 +394,7 @@ async fn round(
             }
         }
     }
-    write::hash_passwords(hasher, &mut fresh).await?;
+    write::hash_passwords(hasher, ctx.app_id, &mut fresh).await?;
     for (index, outcome) in write::create_batch(pool, ctx, fresh).await? {
         results[index] = Some(outcome);
     }

@@ -44,6 +44,7 @@ impl Context<'_> {
 /// at once).
 pub(super) async fn hash_passwords(
     hasher: &Hasher,
+    app: &str,
     users: &mut [(usize, Checked)],
 ) -> AppResult<()> {
     let mut jobs = Vec::new();
@@ -51,7 +52,7 @@ pub(super) async fn hash_passwords(
         for i in c.identities.iter_mut() {
             if let Some(password) = i.password.take() {
                 jobs.push(async move {
-                    i.hash = Some(hasher.hash(password).await?);
+                    i.hash = Some(hasher.hash(app, password).await?);
                     AppResult::Ok(())
                 });
             }
@@ -65,6 +66,7 @@ pub(super) async fn hash_passwords(
 /// again and not counted as a change).
 pub(super) async fn plan_update(
     hasher: &Hasher,
+    app: &str,
     c: &mut Checked,
     (profile, stored): &Existing,
 ) -> AppResult<bool> {
@@ -97,13 +99,13 @@ pub(super) async fn plan_update(
         if let Some(password) = i.password.take() {
             let matches = match &same.password_hash {
                 Some(h) => hasher
-                    .verify(Some(h.clone()), password.clone())
+                    .verify(app, Some(h.clone()), password.clone())
                     .await?
                     .is_ok_and(|v| v.matches),
                 None => false,
             };
             if !matches {
-                i.hash = Some(hasher.hash(password).await?);
+                i.hash = Some(hasher.hash(app, password).await?);
                 changed = true;
             }
         }

@@ -36,10 +36,17 @@ async fn any_unicode_password_the_policy_allows_verifies_exactly_and_only_itself
     for i in 0..16 {
         let password: String = strategy.new_tree(&mut runner).unwrap().current();
         assert_eq!(policy.check(&password), Ok(()), "case {i}: {password:?}");
-        let phc = hasher.hash(password.clone()).await.unwrap();
+        let phc = hasher.hash("a", password.clone()).await.unwrap();
         let verify = |p: String| {
             let (hasher, phc) = (hasher.clone(), phc.clone());
-            async move { hasher.verify(Some(phc), p).await.unwrap().unwrap().matches }
+            async move {
+                hasher
+                    .verify("a", Some(phc), p)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .matches
+            }
         };
         assert!(verify(password.clone()).await, "case {i}: {password:?}");
         assert!(
@@ -59,9 +66,9 @@ async fn any_unicode_password_the_policy_allows_verifies_exactly_and_only_itself
     }
     // Nothing is cut off a long input either: a 200-character password hashes in full.
     let long = "long password ".repeat(15);
-    let phc = hasher.hash(long.clone()).await.unwrap();
+    let phc = hasher.hash("a", long.clone()).await.unwrap();
     let result = hasher
-        .verify(Some(phc), last_changed(&long))
+        .verify("a", Some(phc), last_changed(&long))
         .await
         .unwrap()
         .unwrap();

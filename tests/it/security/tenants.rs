@@ -189,6 +189,7 @@ async fn every_operation_treats_another_apps_profile_as_missing() {
     let tok = t.token("a", ALL);
     let fields = root_fields(&t).await;
     let mut creates = Vec::new();
+    let mut imports = Vec::new();
     for (root, field) in &fields {
         let Some((_, target, query)) = CASES.iter().find(|(f, _, _)| f == field) else {
             panic!("{root}.{field} has no cross-tenant case in security::tenants::CASES");
@@ -247,21 +248,15 @@ async fn every_operation_treats_another_apps_profile_as_missing() {
             Target::Import => {
                 // Another app's profile as a parent fails that user as a missing parent does.
                 let kid = t.token("child", ALL);
-                let vars = |parent: &str| json!({ "parent": parent, "id": null, "x": "kid@example.com" });
+                let vars =
+                    |parent: &str| json!({ "parent": parent, "id": null, "x": "kid@example.com" });
                 let (s1, foreign) = t.gql(&kid, query, vars(&victim)).await;
                 let (s2, absent) = t.gql(&kid, query, vars(MISSING)).await;
                 assert_eq!(s1, s2, "{field}");
                 let result = &foreign["data"][field]["results"][0];
                 assert_eq!(result["error"]["code"], "APP_PARENT_MISMATCH", "{foreign}");
                 assert_eq!(foreign, absent, "{field}");
-                // The victim's own id, upserted from app a, never reaches the victim: ids are
-                // unique across apps, so that user fails, and app b is unchanged (below).
-                let (_, v) = t
-                    .gql(&tok, query, json!({ "parent": null, "id": victim, "x": "victim@example.com" }))
-                    .await;
-                let result = &v["data"][field]["results"][0];
-                assert_eq!(result["status"], "FAILED", "{v}");
-                assert_eq!(v["data"][field]["updated"], 0, "{v}");
+                imports.push(*query);
             }
             Target::Listing => {
                 for filter in [
@@ -316,6 +311,34 @@ async fn every_operation_treats_another_apps_profile_as_missing() {
         };
         let (_, v) = t.gql(&tok, query, json!({ "id": null, "x": x })).await;
         assert_eq!(code(&v), "", "{field}: {v}");
+    }
+
+    // Profile ids are per app: the victim's id, imported into app a, makes a profile of app a
+    // as a fresh id does, and never reaches the victim.
+    for query in imports {
+        let tok = t.token("a", ALL);
+        let fresh = uuid::Uuid::now_v7().to_string();
+        let (_, foreign) = t
+            .gql(
+                &tok,
+                query,
+                json!({ "parent": null, "id": victim, "x": "import-1@example.com" }),
+            )
+            .await;
+        let (_, absent) = t
+            .gql(
+                &tok,
+                query,
+                json!({ "parent": null, "id": fresh, "x": "import-2@example.com" }),
+            )
+            .await;
+        for v in [&foreign, &absent] {
+            assert_eq!(v["data"]["importUsers"]["created"], 1, "{v}");
+            assert_eq!(
+                v["data"]["importUsers"]["results"][0]["status"], "CREATED",
+                "{v}"
+            );
+        }
     }
 
     // Nothing changed in app b: the profile, its identities, links, mail and audit trail.
