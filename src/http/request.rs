@@ -1,8 +1,8 @@
 //! The shape a `/graphql` request must have, checked before anything is executed: over POST a
-//! JSON body (415 otherwise) within the body limit (413) holding one operation (a batch, an
-//! array of them, gets 400, as does a body that is not JSON or not a request object); over GET
-//! the request in the query string (400 when it does not decode) and only queries (405 for a
-//! mutation, which would change state on a link a crawler may follow).
+//! JSON body (415 otherwise) within the body limit (413) and its deadline (408) holding one
+//! operation (a batch, an array of them, gets 400, as does a body that is not JSON or not a
+//! request object); over GET the request in the query string (400 when it does not decode) and
+//! only queries (405 for a mutation, which would change state on a link a crawler may follow).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -58,7 +58,12 @@ impl FromRequest<AppState> for JsonRequest {
         }
         // Read under the route's body limit (`DefaultBodyLimit`).
         let body = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            if timed_out(&rejection) {
+                Refused::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the body did not arrive in time",
+                )
+            } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 Refused::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "the body is larger than this server accepts",
@@ -69,6 +74,18 @@ impl FromRequest<AppState> for JsonRequest {
         })?;
         one_request(&body).map(JsonRequest)
     }
+}
+
+/// Whether reading the body failed on its deadline ([`super::serve`]).
+fn timed_out(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(rejection);
+    while let Some(e) = cause {
+        if e.is::<super::serve::BodyTimedOut>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Whether the body is declared as JSON.

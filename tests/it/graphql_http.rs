@@ -277,9 +277,8 @@ async fn the_token_is_checked_before_the_body_is_read() {
     // the outer deadline (six seconds), never 401.
     let t = TestApp::with(Options {
         http: usersvc::http::HttpSettings {
-            max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(1),
-            validation_shortcut: true,
+            ..Default::default()
         },
         ..Options::default()
     })

@@ -27,5 +27,6 @@ mod paging;
 mod read;
 mod rendered_sql;
 mod schema;
+mod slow_clients;
 mod smtp_sink;
 mod tenancy;
