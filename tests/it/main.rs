@@ -23,6 +23,7 @@ mod lifecycle;
 mod limits;
 mod mail;
 mod ops;
+mod outages;
 mod paging;
 mod read;
 mod rendered_sql;
