@@ -112,12 +112,16 @@ pub struct ServeArgs {
     /// Longest wait for a database connection, in milliseconds.
     #[arg(long, env = "USERSVC_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]
     pub db_acquire_timeout_ms: u64,
-    /// statement_timeout and lock_timeout of every connection, in milliseconds.
+    /// statement_timeout of every connection, in milliseconds (lock_timeout is half of it,
+    /// idle_in_transaction_session_timeout twice).
     #[arg(long, env = "USERSVC_DB_STATEMENT_TIMEOUT_MS", default_value_t = 5000)]
     pub db_statement_timeout_ms: u64,
     /// Deadline of one GraphQL request, in milliseconds.
     #[arg(long, env = "USERSVC_REQUEST_TIMEOUT_MS", default_value_t = 15000)]
     pub request_timeout_ms: u64,
+    /// Most HTTP connections open at once; past it new ones wait to be accepted.
+    #[arg(long, env = "USERSVC_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
     /// Largest request body, in bytes.
     #[arg(long, env = "USERSVC_MAX_BODY_BYTES", default_value_t = 65536)]
     pub max_body_bytes: usize,
@@ -205,6 +209,8 @@ impl ServeArgs {
             max_import_body_bytes: self.max_import_body_bytes,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             validation_shortcut: true,
+            max_connections: self.max_connections as usize,
+            ..HttpSettings::default()
         }
     }
 

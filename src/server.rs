@@ -124,12 +124,13 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
         db: db.clone(),
         verifier: Arc::new(cfg.verifier),
         metrics: telemetry::metrics_handle(),
-        settings: Arc::new(cfg.http),
+        settings: Arc::new(cfg.http.clone()),
         sdl,
         hasher,
         mail: mail.clone(),
     };
     let app = http::router(state);
+    let conns = cfg.http;
     let (worker_stop, worker_rx) = watch::channel(false);
     let worker = cfg
         .mail
@@ -137,11 +138,10 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
         .then(|| Worker::new(worker_db, transport.clone(), mail.clone()).spawn(worker_rx));
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
+        http::serve::serve(listener, app, &conns, async {
+            let _ = rx.await;
+        })
+        .await
     });
     Ok(Running {
         addr,

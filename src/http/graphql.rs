@@ -41,7 +41,11 @@ use crate::telemetry::current_request_id;
 
 /// A response with a GraphQL-shaped error body.
 pub fn error_response(status: StatusCode, message: &str, code: &str) -> Response {
-    let mut ext = json!({ "code": code });
+    error_with(status, message, json!({ "code": code }))
+}
+
+/// An error response with these extensions (and the request id on a server error).
+fn error_with(status: StatusCode, message: &str, mut ext: serde_json::Value) -> Response {
     if status.is_server_error()
         && let Some(id) = current_request_id()
     {
@@ -183,10 +187,12 @@ async fn respond(
             timeout_ms = state.graphql.deadline.as_millis() as u64,
             "request timed out"
         );
-        return error_response(
+        // Retryable as the database errors it usually stands for (a slow or unreachable
+        // database) are.
+        return error_with(
             StatusCode::SERVICE_UNAVAILABLE,
             "the request took too long and was cancelled",
-            "INTERNAL_SERVER_ERROR",
+            json!({ "code": "INTERNAL_SERVER_ERROR", "retryable": true }),
         );
     };
     if prepared.budget.exceeded() {

@@ -18,6 +18,7 @@ pub mod known;
 pub mod ops;
 pub mod pages;
 pub mod request;
+pub mod serve;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,6 +55,31 @@ pub struct HttpSettings {
     /// Whether a request like one that passed full validation re-checks only what its
     /// variables can change (see [`known`]). Off only to compare the two paths.
     pub validation_shortcut: bool,
+    /// Most connections open at once (see [`serve`]).
+    pub max_connections: usize,
+    /// Deadline for a request's head, from its first byte (or from the accept, for a new
+    /// connection's first request).
+    pub header_timeout: Duration,
+    /// Deadline for a request's body, from its head.
+    pub body_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+}
+
+impl Default for HttpSettings {
+    /// The defaults of `usersvc serve`.
+    fn default() -> Self {
+        HttpSettings {
+            max_body_bytes: 64 * 1024,
+            max_import_body_bytes: 8 * 1024 * 1024,
+            request_timeout: Duration::from_secs(15),
+            validation_shortcut: true,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// What every handler can reach.

@@ -1,9 +1,10 @@
 //! The shape a `/graphql` request must have, checked before anything is executed: over POST a
 //! JSON body (415 otherwise) within the caller's body limit (413: `USERSVC_MAX_BODY_BYTES`, or
-//! `USERSVC_MAX_IMPORT_BODY_BYTES` for a token with the import scope) holding one operation (a batch, an
-//! array of them, gets 400, as does a body that is not JSON or not a request object); over GET
-//! the request in the query string (400 when it does not decode) and only queries (405 for a
-//! mutation, which would change state on a link a crawler may follow).
+//! `USERSVC_MAX_IMPORT_BODY_BYTES` for a token with the import scope) and its deadline (408)
+//! holding one operation (a batch, an array of them, gets 400, as does a body that is not JSON or
+//! not a request object); over GET the request in the query string (400 when it does not decode)
+//! and only queries (405 for a mutation, which would change state on a link a crawler may
+//! follow).
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -87,6 +88,11 @@ impl FromRequest<AppState> for JsonRequest {
             .map_err(|e| {
                 if e.downcast_ref::<LengthLimitError>().is_some() {
                     too_large()
+                } else if timed_out(&*e) {
+                    Refused::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "the body did not arrive in time",
+                    )
                 } else {
                     Refused::new(StatusCode::BAD_REQUEST, "the body could not be read")
                 }
@@ -94,6 +100,18 @@ impl FromRequest<AppState> for JsonRequest {
             .to_bytes();
         one_request(&body).map(JsonRequest)
     }
+}
+
+/// Whether reading the body failed on its deadline ([`super::serve`]).
+fn timed_out(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(rejection);
+    while let Some(e) = cause {
+        if e.is::<super::serve::BodyTimedOut>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// Whether the body is declared as JSON.

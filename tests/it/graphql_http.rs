@@ -280,7 +280,7 @@ async fn the_token_is_checked_before_the_body_is_read() {
             max_body_bytes: 64 * 1024,
             max_import_body_bytes: 8 * 1024 * 1024,
             request_timeout: Duration::from_secs(1),
-            validation_shortcut: true,
+            ..Default::default()
         },
         ..Options::default()
     })

@@ -268,18 +268,15 @@ pub struct Options {
     pub smtp_timeout: Duration,
     /// The link key (USERSVC_LINK_KEY).
     pub link_key: Vec<u8>,
+    /// A URL of the test's database to use instead of its own (through a proxy, say).
+    pub db_url: Option<String>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             limits: Limits::default(),
-            http: HttpSettings {
-                max_body_bytes: 64 * 1024,
-                max_import_body_bytes: 8 * 1024 * 1024,
-                request_timeout: Duration::from_secs(15),
-                validation_shortcut: true,
-            },
+            http: HttpSettings::default(),
             keys_file: None,
             jwks_url: None,
             clock: system_clock(),
@@ -291,6 +288,7 @@ impl Default for Options {
             mail_from: "Test Service <no-reply@usersvc.test>".into(),
             smtp_timeout: Duration::from_secs(2),
             link_key: LINK_KEY.to_vec(),
+            db_url: None,
         }
     }
 }
@@ -468,7 +466,7 @@ async fn start_server(db_url: &str, mail_dir: PathBuf, opts: Options) -> anyhow:
     .await
     .expect("verifier");
     server::start(ServerConfig {
-        db: db_settings(db_url),
+        db: db_settings(opts.db_url.as_deref().unwrap_or(db_url)),
         verifier,
         limits: opts.limits,
         http: opts.http,

@@ -62,7 +62,8 @@ pub struct DbSettings {
     pub max_size: usize,
     /// Longest wait for a free connection, and for a new one to be opened.
     pub acquire_timeout: Duration,
-    /// `statement_timeout` (and `lock_timeout`) set on every connection.
+    /// `statement_timeout` set on every connection (`lock_timeout` is half of it,
+    /// `idle_in_transaction_session_timeout` twice).
     pub statement_timeout: Duration,
 }
 
@@ -91,11 +92,16 @@ impl Instrumentation for StatementCounter {
 impl Db {
     /// Builds the pool; connections are opened lazily.
     pub fn new(settings: &DbSettings) -> anyhow::Result<Self> {
+        // A lock wait gives up at half the statement's budget: at the full budget the
+        // statement timeout, which started earlier, would always fire first and the lock
+        // timeout never (PostgreSQL's documentation says as much). A transaction left idle (a
+        // task cancelled half way) is ended after twice the budget.
         let statement_ms = settings.statement_timeout.as_millis();
         let setup = format!(
-            "SET statement_timeout = {statement_ms}; SET lock_timeout = {statement_ms}; \
+            "SET statement_timeout = {statement_ms}; SET lock_timeout = {}; \
              SET idle_in_transaction_session_timeout = {}; SET application_name = 'usersvc'; \
              SET ROLE usersvc_server",
+            (statement_ms / 2).max(1),
             statement_ms * 2
         );
         let mut config = ManagerConfig::default();
