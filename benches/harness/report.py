@@ -129,12 +129,28 @@ def cpu_table(r):
     L.append("")
 
 
+def load_warning(meta):
+    """A paragraph when the machine was busy with other work before the run began."""
+    try:
+        load = float(meta.get("load", "").split()[2])
+    except (IndexError, ValueError):
+        return []
+    if load <= meta.get("cores", 1):
+        return []
+    return [f"**The machine was busy with other work** ({meta['load']}, on {meta.get('cores')} "
+            "cores): every process got a fraction of a core, so the rates below are a fraction of "
+            "a quiet machine's, and ratios between contenders that suffer unequally from that "
+            "(PostGraphile's node workers, the bare argon2id program) say little about them on a "
+            "quiet one. CPU per request is the steadier figure.\n"]
+
+
 def markdown(r, results):
     meta, n = r.meta, r.n
     L = ["# Benchmarks\n",
          f"Written by `benches/run{meta['mode_flag']}` on {meta['date']}. "
          "Re-run it to refresh this file; `target/bench/results.json` holds the same figures "
          "as numbers and `target/bench/details.json` every round.\n",
+         *load_warning(meta),
          "## Results\n",
          "| key | value | goal | met | what |",
          "|---|---|---|---|---|"]
