@@ -1,0 +1,1 @@
+"""The Python parts of benches/run (see bench.py, its command line)."""
