@@ -162,16 +162,37 @@ fn the_scanner_sees_paths_and_groups_but_not_lookalikes() {
     );
 }
 
-/// Longest a source file may be, tests included: past it a file holds
+/// Longest a source file may be, tests and benchmark scripts included: past it a file holds
 /// more than one idea, and big test tables belong in their own files.
 const MAX_LINES: usize = 600;
 
-/// The source files of the project: Rust under `src/` and `tests/`.
+/// The harness's scripts (`run`, `instructions`, `*.py`, `*.sh`, `*.mjs`), in every folder but installed ones.
+fn scripts(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            if !path.ends_with("node_modules") {
+                scripts(&path, out);
+            }
+        } else if path
+            .file_name()
+            .is_some_and(|n| n == "run" || n == "instructions")
+            || path
+                .extension()
+                .is_some_and(|e| ["py", "sh", "mjs", "rs"].iter().any(|x| e == *x))
+        {
+            out.push(path);
+        }
+    }
+}
+
+/// The source files of the project: Rust under `src/` and `tests/`, the benchmark harness.
 fn source_files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     rust_files(&root.join("src"), &mut files);
     rust_files(&root.join("tests"), &mut files);
+    scripts(&root.join("benches"), &mut files);
     files
 }
 
