@@ -4,6 +4,7 @@
 //! the result; no rule lives here.
 
 pub mod connection;
+pub mod datetime;
 pub mod error;
 pub mod guard;
 pub mod lifecycle;

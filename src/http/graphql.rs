@@ -34,6 +34,7 @@ use super::complete::{self, OutputTypes};
 use super::documents::{Document, Documents, selected_operation};
 use super::known::KnownRequests;
 use super::request::{self, JsonRequest, Refused};
+use super::unknown_fields::{InputTypes, name_unknown_fields};
 use crate::auth::Caller;
 use crate::graphql::{self, AppSchema};
 use crate::telemetry::current_request_id;
@@ -60,18 +61,22 @@ pub struct Endpoint {
     documents: Documents,
     known: Option<KnownRequests>,
     types: OutputTypes,
+    inputs: InputTypes,
     deadline: Duration,
 }
 
 impl Endpoint {
     /// The endpoint for `schema`; `known` is the validation shortcut, if any.
     pub fn new(schema: AppSchema, known: Option<KnownRequests>, deadline: Duration) -> Self {
-        let types = OutputTypes::from_sdl(&schema.sdl());
+        let sdl = schema.sdl();
+        let types = OutputTypes::from_sdl(&sdl);
+        let inputs = InputTypes::from_sdl(&sdl);
         Endpoint {
             schema,
             documents: Documents::new(512),
             known,
             types,
+            inputs,
             deadline,
         }
     }
@@ -151,6 +156,8 @@ async fn respond(
     };
     let started = Instant::now();
     let op = selected_operation(&doc.parsed, request.operation_name.as_deref());
+    // Kept for naming an input object's unknown fields, should validation refuse one.
+    let variables = (!request.variables.is_empty()).then(|| request.variables.clone());
     let mut request = graphql::prepare(request, caller, &state.db);
     request.set_parsed_query(doc.parsed.clone());
     let Some(mut response) = state.graphql.execute(request, &doc, op).await else {
@@ -164,6 +171,14 @@ async fn respond(
             "INTERNAL_SERVER_ERROR",
         );
     };
+    if matches!(response.data, async_graphql::Value::Null) {
+        name_unknown_fields(
+            &mut response.errors,
+            &doc.parsed,
+            variables.as_ref(),
+            &state.graphql.inputs,
+        );
+    }
     complete::complete(&mut response, &doc.parsed, op, &state.graphql.types);
     super::field_metrics::count(&doc.parsed, op, &response, started.elapsed());
     reply(response)

@@ -18,6 +18,7 @@ pub mod known;
 pub mod ops;
 pub mod pages;
 pub mod request;
+pub mod unknown_fields;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
