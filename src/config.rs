@@ -196,6 +196,7 @@ impl ServeArgs {
     }
 
     /// Mail settings, with the link key in force (configured, or the development key).
+            graphiql_token: None,
     pub fn mail(&self, link_key: Vec<u8>) -> MailConfig {
         MailConfig {
             public_url: self.public_url.clone(),

@@ -123,7 +123,7 @@ pub async fn get_graphql(
 ) -> Response {
     let query = query.unwrap_or_default();
     if request::wants_graphiql(&headers, &query) {
-        return super::graphiql::page();
+        return super::graphiql::page(state.settings.graphiql_token.as_deref());
     }
     let caller = match auth {
         Ok(Authenticated(caller)) => caller,

@@ -54,6 +54,9 @@ pub struct HttpSettings {
     /// variables can change (see [`known`]). Off only to compare the two paths.
     pub validation_shortcut: bool,
 }
+    /// A token GraphiQL starts with in its headers: the development token, set only when the
+    /// development key is in force (never with a configured key).
+    pub graphiql_token: Option<String>,
 
 /// What every handler can reach.
 #[derive(Clone)]

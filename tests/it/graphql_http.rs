@@ -280,6 +280,7 @@ async fn the_token_is_checked_before_the_body_is_read() {
             max_body_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(1),
             validation_shortcut: true,
+            graphiql_token: None,
         },
         ..Options::default()
     })

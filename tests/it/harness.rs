@@ -278,6 +278,7 @@ impl Default for Options {
                 max_body_bytes: 64 * 1024,
                 request_timeout: Duration::from_secs(15),
                 validation_shortcut: true,
+                graphiql_token: None,
             },
             keys_file: None,
             jwks_url: None,
