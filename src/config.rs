@@ -161,6 +161,10 @@ pub struct ServeArgs {
     /// development key under $USERSVC_DATA_DIR.
     #[arg(long, env = "USERSVC_LINK_KEY", hide_env_values = true)]
     pub link_key: Option<String>,
+    /// OpenTelemetry: the OTLP/HTTP endpoint traces are sent to (protobuf; `/v1/traces` is
+    /// added), e.g. http://localhost:4318. Unset: no traces are exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServeArgs {
@@ -192,11 +196,11 @@ impl ServeArgs {
             max_body_bytes: self.max_body_bytes,
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             validation_shortcut: true,
+            graphiql_token: None,
         }
     }
 
     /// Mail settings, with the link key in force (configured, or the development key).
-            graphiql_token: None,
     pub fn mail(&self, link_key: Vec<u8>) -> MailConfig {
         MailConfig {
             public_url: self.public_url.clone(),

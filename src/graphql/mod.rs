@@ -6,6 +6,7 @@
 pub mod connection;
 pub mod datetime;
 pub mod error;
+mod field_spans;
 pub mod guard;
 pub mod lifecycle;
 pub mod loaders;
@@ -105,6 +106,9 @@ fn build_validating(
     }
     if let Some(services) = services {
         builder = builder.data(services);
+    }
+    if crate::telemetry::otlp::exporting() {
+        builder = builder.extension(field_spans::RootFieldSpans);
     }
     builder.finish()
 }

@@ -27,5 +27,7 @@ mod paging;
 mod read;
 mod rendered_sql;
 mod schema;
+mod serve;
 mod smtp_sink;
 mod tenancy;
+mod traces;
