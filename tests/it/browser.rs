@@ -102,6 +102,8 @@ impl Browser {
         }
     }
 
+    /// The text of the first element `css` picks, once there is one. An element found on a
+    /// page that is being replaced (after a form is submitted) goes stale: it is looked up again.
     async fn text(&self, css: &str) -> String {
         match self
             .client
@@ -110,7 +112,11 @@ impl Browser {
             .for_element(Locator::Css(css))
             .await
         {
-            Ok(e) => e.text().await.unwrap(),
+            Ok(e) => match e.text().await {
+                Ok(text) => text,
+                Err(e) if e.is_stale_element_reference() => Box::pin(self.text(css)).await,
+                Err(e) => panic!("{css}: {e}"),
+            },
             Err(e) => {
                 let page = self.client.source().await.unwrap_or_default();
                 panic!("{css}: {e}; the page is:\n{page}")
