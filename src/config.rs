@@ -175,6 +175,10 @@ pub struct ServeArgs {
     /// development key under $USERSVC_DATA_DIR.
     #[arg(long, env = "USERSVC_LINK_KEY", hide_env_values = true)]
     pub link_key: Option<String>,
+    /// OpenTelemetry: the OTLP/HTTP endpoint traces are sent to (protobuf; `/v1/traces` is
+    /// added), e.g. http://localhost:4318. Unset: no traces are exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 }
 
 impl ServeArgs {

@@ -1,5 +1,6 @@
 //! Logs and metrics. Logs are `tracing` events, as text or JSON lines; they never carry a
 //! password, token or hash (no code path logs a request body, a header or a query string).
+//! With an OTLP endpoint configured, spans are exported as traces too ([`otlp`]).
 //! Metrics use the `metrics` facade with a Prometheus recorder installed once per process.
 
 use std::sync::OnceLock;
@@ -7,6 +8,9 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
+
+mod json_lines;
+pub mod otlp;
 
 tokio::task_local! {
     /// The id of the HTTP request being served, for logs, audit events and internal errors.
@@ -28,20 +32,51 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global log subscriber (`RUST_LOG` filters; else `default_level`, e.g. `info`).
-/// A second call (tests start many servers in one process) keeps the first subscriber.
-pub fn init_logging(format: LogFormat, default_level: &str) {
+/// Installs the global log subscriber (`RUST_LOG` filters; else `default_level`, e.g. `info`),
+/// exporting spans to `otlp_endpoint` when one is given (see [`otlp`]; that needs a Tokio
+/// runtime entered). A second call (tests start many servers in one process) keeps the first
+/// subscriber.
+pub fn init_logging(format: LogFormat, default_level: &str, otlp_endpoint: Option<&str>) {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, not in files and log collectors.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let lines: Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync> = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            // Colour codes only for a person at a terminal, not in files and log collectors.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(json_lines::JsonLines)
+            .boxed(),
     };
+    let mut otlp_error = None;
+    let traces = otlp_endpoint.and_then(|endpoint| match otlp::tracer(endpoint) {
+        Ok(tracer) => Some(tracing_opentelemetry::layer().with_tracer(tracer)),
+        Err(e) => {
+            otlp_error = Some(e);
+            None
+        }
+    });
+    let installed = tracing_subscriber::registry()
+        .with(lines)
+        .with(traces)
+        .with(filter)
+        .try_init()
+        .is_ok();
+    if installed && format == LogFormat::Json {
+        // A panic's message as a log line too, not as text among the JSON lines.
+        std::panic::set_hook(Box::new(|info| tracing::error!(panic = %info, "panicked")));
+    }
+    if let Some(e) = otlp_error {
+        tracing::error!(error = %e, "traces are not exported");
+    }
 }
 
 /// The process's Prometheus recorder, installed on first use.

@@ -5,16 +5,60 @@
 (function () {
   'use strict';
 
-  var DEFAULT_HEADERS = '{"Authorization": "Bearer PASTE-A-TOKEN-HERE"}';
+  var PLACEHOLDER_HEADERS = '{"Authorization": "Bearer PASTE-A-TOKEN-HERE"}';
+
+  // With the development key in force, usersvc puts its development token in a
+  // <meta> tag: GraphiQL then starts with it and loads the schema at once.
+  var devMeta = document.querySelector('meta[name="usersvc-dev-token"]');
+  var devToken = devMeta ? devMeta.getAttribute('content') : '';
+
+  // Headers are kept here (not in GraphiQL's own storage), so that this script
+  // knows what GraphiQL starts with. The development token is never stored.
+  var STORAGE_KEY = 'usersvc:graphiql:headers';
+  function storedHeaders() {
+    try {
+      return window.localStorage.getItem(STORAGE_KEY);
+    } catch (e) {
+      return null;
+    }
+  }
+  function storeHeaders(text) {
+    try {
+      window.localStorage.setItem(STORAGE_KEY, text);
+    } catch (e) {
+      // Private windows may refuse storage: the headers then last as long as the page.
+    }
+  }
+  var initialHeaders = devToken
+    ? JSON.stringify({ Authorization: 'Bearer ' + devToken })
+    : storedHeaders() || PLACEHOLDER_HEADERS;
+
+  // The bearer token in a Headers editor text, or '' when there is none (yet):
+  // the schema is fetched only once there is one, so that opening the page
+  // without a token shows no error and sends no request bound to be refused.
+  function tokenIn(text) {
+    var headers;
+    try {
+      headers = JSON.parse(text || '{}');
+    } catch (e) {
+      return '';
+    }
+    if (!headers || typeof headers !== 'object') return '';
+    var auth = headers.Authorization || headers.authorization;
+    if (typeof auth !== 'string') return '';
+    var m = /^\s*Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)\s*$/.exec(auth);
+    return m ? m[1] : '';
+  }
 
   var DEFAULT_QUERY = [
     '# usersvc GraphiQL',
     '#',
-    '# Most operations need a bearer token. usersvc prints',
-    '# a ready-to-paste token when it starts: open the',
-    '# "Headers" tab below and replace PASTE-A-TOKEN-HERE',
-    '# with it. Headers are kept in this browser\'s',
-    '# localStorage, so the token survives a reload.',
+    '# Most operations need a bearer token. With its',
+    '# development key, usersvc starts GraphiQL with one.',
+    '# Otherwise open the "Headers" tab below and replace',
+    '# PASTE-A-TOKEN-HERE with a token; the schema loads',
+    '# once there is one. Headers are kept in this',
+    '# browser\'s localStorage, so a token survives a reload.',
     '#',
     '# Run: Ctrl-Enter (Cmd-Enter on macOS). Queries and',
     '# mutations go as JSON in a POST to /graphql here.',
@@ -51,24 +95,41 @@
   // a plain JSON response. enableIncrementalDelivery: false keeps it to that
   // (no "Accept: multipart/mixed" / @defer streaming). No subscriptionUrl or
   // wsClient is given, so it never opens a WebSocket.
-  var fetcher = GraphiQL.createFetcher({
-    url: url,
-    enableIncrementalDelivery: false,
-    fetch: function (input, init) {
-      init = init || {};
-      init.credentials = 'same-origin';
-      return window.fetch(input, init);
-    }
-  });
+  function makeFetcher() {
+    return GraphiQL.createFetcher({
+      url: url,
+      enableIncrementalDelivery: false,
+      fetch: function (input, init) {
+        init = init || {};
+        init.credentials = 'same-origin';
+        return window.fetch(input, init);
+      }
+    });
+  }
 
-  ReactDOM.createRoot(root).render(
-    React.createElement(GraphiQL, {
+  // GraphiQL fetches the schema when its `schema` prop is undefined and not
+  // when it is null; a new fetcher makes it fetch again (with the headers in
+  // the editor at that moment), so a new token loads the schema for it.
+  function App() {
+    var state = React.useState(tokenIn(initialHeaders));
+    var token = state[0];
+    var setToken = state[1];
+    var fetcher = React.useMemo(makeFetcher, [token]);
+    var onEditHeaders = React.useCallback(function (text) {
+      if (!devToken) storeHeaders(text);
+      setToken(tokenIn(text));
+    }, []);
+    return React.createElement(GraphiQL, {
       fetcher: fetcher,
+      schema: token ? undefined : null,
       defaultQuery: DEFAULT_QUERY,
-      defaultHeaders: DEFAULT_HEADERS,
+      headers: initialHeaders,
+      onEditHeaders: onEditHeaders,
       isHeadersEditorEnabled: true,
       defaultEditorToolsVisibility: 'headers',
-      shouldPersistHeaders: true
-    })
-  );
+      shouldPersistHeaders: false
+    });
+  }
+
+  ReactDOM.createRoot(root).render(React.createElement(App));
 })();

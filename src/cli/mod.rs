@@ -111,23 +111,44 @@ pub fn main() -> ExitCode {
         .command
         .unwrap_or_else(|| Command::Serve(Box::new(ServeOnly::parse_from(["usersvc"]).args)));
     let quiet = !matches!(command, Command::Serve(_));
-    telemetry::init_logging(cli.log_format, if quiet { "warn" } else { "info" });
+    let otlp_endpoint = match &command {
+        Command::Serve(args) => args.otlp_endpoint.clone().filter(|e| !e.is_empty()),
+        _ => None,
+    };
+    let level = if quiet { "warn" } else { "info" };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("usersvc: cannot start the async runtime: {e}");
+            telemetry::init_logging(cli.log_format, level, None);
+            tracing::error!("cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(command, cli.log_format)) {
+    {
+        // Trace export runs its HTTP requests on this runtime.
+        let _entered = runtime.enter();
+        telemetry::init_logging(cli.log_format, level, otlp_endpoint.as_deref());
+    }
+    let result = runtime.block_on(run(command, cli.log_format));
+    telemetry::otlp::flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("usersvc: {e:#}");
+            fail(cli.log_format, &format!("{e:#}"));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Reports why the command failed: one line on stderr, `usersvc: …` as text or a JSON log
+/// line.
+fn fail(log_format: LogFormat, message: &str) {
+    match log_format {
+        LogFormat::Text => eprintln!("usersvc: {message}"),
+        LogFormat::Json => tracing::error!("{message}"),
     }
 }
 
@@ -224,7 +245,7 @@ async fn stop(pg: Option<EmbeddedPostgres>) {
     if let Some(pg) = pg
         && let Err(e) = pg.stop().await
     {
-        eprintln!("usersvc: stopping the embedded PostgreSQL: {e}");
+        tracing::error!("stopping the embedded PostgreSQL: {e}");
     }
 }
 

@@ -55,11 +55,14 @@ async fn serve_on(args: &ServeArgs, url: &str, log_format: LogFormat) -> anyhow:
         Some(key) => key.clone(),
         None => load_or_create_dev_key(&args.db.dev_link_key_path())?,
     };
+    let mut http = args.http();
+    // GraphiQL starts with the development token only when the development key is in force.
+    http.graphiql_token = dev_token.as_ref().map(|(token, _)| token.clone());
     let running = crate::server::start(crate::server::ServerConfig {
         db: args.db_settings(url.to_owned()),
         verifier,
         limits: args.limits(),
-        http: args.http(),
+        http,
         listen: args.listen.clone(),
         hash_concurrency: args.hash_concurrency(),
         mail: args.mail(link_key.into_bytes()),
@@ -123,8 +126,8 @@ fn banner(addr: &str, dev_token: Option<&(String, u64)>, log_format: LogFormat) 
             format!("{} min", ttl / 60)
         };
         println!(
-            "  Development token for app \"dev\" (all scopes, valid {valid}); paste into \
-             GraphiQL's Headers tab:"
+            "  Development token for app \"dev\" (all scopes, valid {valid}; GraphiQL here \
+             starts with it):"
         );
         println!("  {{\"Authorization\": \"Bearer {token}\"}}");
         println!("  More tokens: {more_tokens}");

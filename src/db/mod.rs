@@ -145,9 +145,7 @@ pub fn ensure_postgres_binaries() -> anyhow::Result<()> {
         embedded::find_bin_dir()?;
         return Ok(());
     }
-    eprintln!(
-        "usersvc: PostgreSQL binaries not found; installing them: apt-get install -y postgresql"
-    );
+    tracing::warn!("PostgreSQL binaries not found; installing them: apt-get install -y postgresql");
     let run = |args: &[&str]| -> anyhow::Result<()> {
         let status = std::process::Command::new("apt-get")
             .args(args)

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
+use super::datetime::DateTime;
 use async_graphql::{Context, Enum, ID, InputObject, Object, Result};
-use chrono::{DateTime, Utc};
 
 use super::limits::{charge_list, user_bytes};
 use super::types::{IdentityType, User, UserStatus};
@@ -27,9 +27,9 @@ pub struct UserFilter {
     /// The profile has an identity of this kind.
     pub identity_type: Option<IdentityType>,
     /// Created at or after this time (inclusive).
-    pub created_after: Option<DateTime<Utc>>,
+    pub created_after: Option<DateTime>,
     /// Created before this time (exclusive).
-    pub created_before: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime>,
     /// The profile's parentProfileId equals this.
     pub parent_profile_id: Option<ID>,
     /// The profile's status equals this.
@@ -45,8 +45,8 @@ impl From<UserFilter> for FilterInput {
             language_code: f.language_code,
             is_tester: f.is_tester,
             identity_type: f.identity_type.map(Into::into),
-            created_after: f.created_after,
-            created_before: f.created_before,
+            created_after: f.created_after.map(|d| d.0),
+            created_before: f.created_before.map(|d| d.0),
             parent_profile_id: f.parent_profile_id.map(|id| id.0),
             status: f.status.map(Into::into),
         }

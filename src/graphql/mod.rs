@@ -4,7 +4,9 @@
 //! the result; no rule lives here.
 
 pub mod connection;
+pub mod datetime;
 pub mod error;
+mod field_spans;
 pub mod guard;
 pub mod import;
 pub mod lifecycle;
@@ -142,6 +144,9 @@ fn build_validating(
     }
     if let Some(services) = services {
         builder = builder.data(services);
+    }
+    if crate::telemetry::otlp::exporting() {
+        builder = builder.extension(field_spans::RootFieldSpans);
     }
     builder.finish()
 }

@@ -1,8 +1,8 @@
 //! Mutation root, second half: password resets, `setPassword` and self-service deletion links.
 //! Scopes: `cloudcode:users:password` and `cloudcode:users:deletion-url`.
 
+use super::datetime::DateTime;
 use async_graphql::{Context, ID, InputObject, Json, Object, Result, SimpleObject};
-use chrono::{DateTime, Utc};
 
 use super::types::{IdentityType, User};
 use super::{caller, services};
@@ -84,7 +84,7 @@ pub struct SendPasswordResetPayload {
     /// Where it goes.
     pub recipient: String,
     /// When its link stops working.
-    pub expires_at: DateTime<Utc>,
+    pub expires_at: DateTime,
 }
 
 /// A reset link to return instead of mailing.
@@ -113,7 +113,7 @@ pub struct UrlPayload {
     /// The link, built from the configured public URL.
     pub url: String,
     /// When it stops working.
-    pub expires_at: DateTime<Utc>,
+    pub expires_at: DateTime,
 }
 
 /// A password to set.
@@ -160,7 +160,7 @@ async fn reset(
     Ok(SendPasswordResetPayload {
         email_id: ID(q.email_id.to_string()),
         recipient: q.recipient,
-        expires_at: q.expires_at,
+        expires_at: q.expires_at.into(),
     })
 }
 
@@ -211,7 +211,7 @@ impl RecoveryMutation {
         .await?;
         Ok(UrlPayload {
             url: link.url,
-            expires_at: link.expires_at,
+            expires_at: link.expires_at.into(),
         })
     }
 
@@ -265,7 +265,7 @@ impl RecoveryMutation {
         .await?;
         Ok(UrlPayload {
             url: link.url,
-            expires_at: link.expires_at,
+            expires_at: link.expires_at.into(),
         })
     }
 }

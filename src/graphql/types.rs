@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use super::datetime::DateTime;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Enum, ID, Json, Object, Result};
-use chrono::{DateTime, Utc};
 
 use super::limits::{audit_bytes, budget, charge_list, identity_bytes, json_bytes, user_bytes};
 use super::loaders::{ChildrenLoader, IdentityLoader};
@@ -91,8 +91,8 @@ impl Identity {
     }
 
     /// When the identity was added.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
+    async fn created_at(&self) -> DateTime {
+        self.0.created_at.into()
     }
 }
 
@@ -180,18 +180,18 @@ impl User {
     }
 
     /// When the profile was created.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.profile.created_at
+    async fn created_at(&self) -> DateTime {
+        self.profile.created_at.into()
     }
 
     /// When the profile last changed.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.profile.updated_at
+    async fn updated_at(&self) -> DateTime {
+        self.profile.updated_at.into()
     }
 
     /// When the user last logged in (a successful `verifyPassword`), if ever.
-    async fn last_login_at(&self) -> Option<DateTime<Utc>> {
-        self.profile.last_login_at
+    async fn last_login_at(&self) -> Option<DateTime> {
+        self.profile.last_login_at.map(DateTime)
     }
 
     /// Whether the profile is active or disabled.
@@ -204,8 +204,8 @@ impl User {
     }
 
     /// When the profile was disabled; null while it is active.
-    async fn disabled_at(&self) -> Option<DateTime<Utc>> {
-        self.profile.disabled_at
+    async fn disabled_at(&self) -> Option<DateTime> {
+        self.profile.disabled_at.map(DateTime)
     }
 
     /// Why the profile was disabled, as `disableUser` was told; null while it is active.
@@ -271,8 +271,8 @@ impl AuditEvent {
     }
 
     /// When it happened (the transaction's time).
-    async fn at(&self) -> DateTime<Utc> {
-        self.0.at
+    async fn at(&self) -> DateTime {
+        self.0.at.into()
     }
 
     /// Who did it: the token's `sub`, or the CLI or page that acted.
@@ -307,8 +307,8 @@ impl UserExport {
     }
 
     /// When the export was made.
-    async fn exported_at(&self) -> DateTime<Utc> {
-        self.0.exported_at
+    async fn exported_at(&self) -> DateTime {
+        self.0.exported_at.into()
     }
 
     /// The profile.

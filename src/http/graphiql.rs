@@ -13,9 +13,29 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsa
                    img-src 'self' data:; font-src 'self' data:; connect-src 'self'; \
                    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
-/// The GraphiQL page.
-pub fn page() -> Response {
-    super::html_page(StatusCode::OK, INDEX, CSP)
+/// The GraphiQL page; with `dev_token` (the development key in force), one that starts with
+/// that token in its headers, read by `init.js` from a `<meta>` tag.
+pub fn page(dev_token: Option<&str>) -> Response {
+    let Some(token) = dev_token else {
+        return super::html_page(StatusCode::OK, INDEX, CSP);
+    };
+    let meta = format!(
+        "<meta name=\"usersvc-dev-token\" content=\"{}\" />\n  </head>",
+        escape_attribute(token)
+    );
+    let mut resp = super::html_page(StatusCode::OK, INDEX.replacen("</head>", &meta, 1), CSP);
+    // A page with a token in it is kept by no cache.
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// Text for an HTML attribute value in double quotes.
+fn escape_attribute(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// `GET /graphiql/{file}`: one of the vendored assets.

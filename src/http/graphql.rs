@@ -35,6 +35,7 @@ use super::complete::{self, OutputTypes};
 use super::documents::{Document, Documents, selected_operation};
 use super::known::KnownRequests;
 use super::request::{self, JsonRequest, Refused};
+use super::unknown_fields::{InputTypes, name_unknown_fields};
 use crate::auth::Caller;
 use crate::graphql::{self, AppSchema, Limits};
 use crate::telemetry::current_request_id;
@@ -65,6 +66,7 @@ pub struct Endpoint {
     documents: Documents,
     known: Option<KnownRequests>,
     types: OutputTypes,
+    inputs: InputTypes,
     deadline: Duration,
     max_root_fields: usize,
     max_response_bytes: usize,
@@ -78,12 +80,15 @@ impl Endpoint {
         deadline: Duration,
         limits: &Limits,
     ) -> Self {
-        let types = OutputTypes::from_sdl(&schema.sdl());
+        let sdl = schema.sdl();
+        let types = OutputTypes::from_sdl(&sdl);
+        let inputs = InputTypes::from_sdl(&sdl);
         Endpoint {
             schema,
             documents: Documents::new(512),
             known,
             types,
+            inputs,
             deadline,
             max_root_fields: limits.max_root_fields,
             max_response_bytes: limits.max_response_bytes,
@@ -132,7 +137,7 @@ pub async fn get_graphql(
 ) -> Response {
     let query = query.unwrap_or_default();
     if request::wants_graphiql(&headers, &query) {
-        return super::graphiql::page();
+        return super::graphiql::page(state.settings.graphiql_token.as_deref());
     }
     let caller = match auth {
         Ok(Authenticated(caller)) => caller,
@@ -178,6 +183,8 @@ async fn respond(
             );
         }
     }
+    // Kept for naming an input object's unknown fields, should validation refuse one.
+    let variables = (!request.variables.is_empty()).then(|| request.variables.clone());
     let prepared = graphql::prepare(request, caller, &state.db, endpoint.max_response_bytes);
     let mut request = prepared.request;
     request.set_parsed_query(doc.parsed.clone());
@@ -197,6 +204,14 @@ async fn respond(
     };
     if prepared.budget.exceeded() {
         response = complete::too_large(endpoint.max_response_bytes);
+    }
+    if matches!(response.data, async_graphql::Value::Null) {
+        name_unknown_fields(
+            &mut response.errors,
+            &doc.parsed,
+            variables.as_ref(),
+            &endpoint.inputs,
+        );
     }
     complete::complete(&mut response, &doc.parsed, op, &endpoint.types);
     super::field_metrics::count(&doc.parsed, op, &response, started.elapsed());

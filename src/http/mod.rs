@@ -19,6 +19,7 @@ pub mod ops;
 pub mod pages;
 pub mod request;
 pub mod serve;
+pub mod unknown_fields;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +38,7 @@ use tower_http::request_id::{
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
+use tracing::Instrument;
 
 use crate::auth::jwt::Verifier;
 use crate::db::Db;
@@ -64,6 +66,9 @@ pub struct HttpSettings {
     pub body_timeout: Duration,
     /// How long a kept-alive connection may wait for its next request.
     pub idle_timeout: Duration,
+    /// A token GraphiQL starts with in its headers: the development token, set only when the
+    /// development key is in force (never with a configured key).
+    pub graphiql_token: Option<String>,
 }
 
 impl Default for HttpSettings {
@@ -78,6 +83,7 @@ impl Default for HttpSettings {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            graphiql_token: None,
         }
     }
 }
@@ -262,8 +268,8 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// Serves a request with its id in the task-local [`REQUEST_ID`] (for logs, audit events and
-/// internal errors), logs one line per request (method, route, status, latency: never the query
+/// Serves a request with its id in the task-local [`REQUEST_ID`] (for audit events and
+/// internal errors) and in a span (for logs and traces), logs one line per request (method, route, status, latency: never the query
 /// string, which may hold a token) and counts it for `/metrics`.
 async fn log_request(req: Request, next: Next) -> Response {
     let request_id = req
@@ -278,7 +284,18 @@ async fn log_request(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
-    let response = REQUEST_ID.scope(request_id.clone(), next.run(req)).await;
+    // Every line logged while serving the request carries these fields (and, with traces
+    // exported, this is the request's span).
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %method,
+        route = %route
+    );
+    let response = REQUEST_ID
+        .scope(request_id.clone(), next.run(req))
+        .instrument(span)
+        .await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     tracing::info!(

@@ -1,8 +1,9 @@
 //! A real browser: headless Chromium driven through chromedriver (WebDriver) opens a reset link
 //! read out of a received mail, fills the form and submits it; sees the same form refuse the
 //! password once the user was disabled; confirms a deletion link; and loads GraphiQL from
-//! `GET /graphql` and runs a query with a token — all with nothing but localhost reachable
-//! (GraphiQL's assets come from usersvc itself).
+//! `GET /graphql` and runs a query with a pasted token, the schema fetched only once the token
+//! is there, or, with the development token, at once and without pasting — all with nothing
+//! but localhost reachable (GraphiQL's assets come from usersvc itself).
 
 use std::process::{Child, Command, Stdio};
 
@@ -101,6 +102,8 @@ impl Browser {
         }
     }
 
+    /// The text of the first element `css` picks, once there is one. An element found on a
+    /// page that is being replaced (after a form is submitted) goes stale: it is looked up again.
     async fn text(&self, css: &str) -> String {
         match self
             .client
@@ -109,7 +112,11 @@ impl Browser {
             .for_element(Locator::Css(css))
             .await
         {
-            Ok(e) => e.text().await.unwrap(),
+            Ok(e) => match e.text().await {
+                Ok(text) => text,
+                Err(e) if e.is_stale_element_reference() => Box::pin(self.text(css)).await,
+                Err(e) => panic!("{css}: {e}"),
+            },
             Err(e) => {
                 let page = self.client.source().await.unwrap_or_default();
                 panic!("{css}: {e}; the page is:\n{page}")
@@ -235,6 +242,7 @@ async fn graphiql_runs_a_query_with_a_pasted_token() {
                     "const eds = [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')];
                      const h = eds.find(e => e.CodeMirror && e.CodeMirror.getValue().includes('Authorization'));
                      if (!h) return false;
+                     window.pastedAt = performance.now();
                      h.CodeMirror.setValue(arguments[0]);
                      return true;",
                     vec![json!(headers)],
@@ -249,7 +257,60 @@ async fn graphiql_runs_a_query_with_a_pasted_token() {
         }
     })
     .await;
-    b.client
+    let v = run_query(client, "totalCount").await;
+    assert_eq!(v["data"]["users"]["totalCount"], json!(1), "{v}");
+    assert_eq!(
+        v["data"]["users"]["nodes"][0]["contactEmail"],
+        json!("gil@example.com")
+    );
+    // Nothing went to /graphql before the token was there: the schema was fetched after it
+    // (and answered), then the query.
+    let fetches = eventually(WAIT, || async move {
+        let fetches = graphql_fetches(client).await;
+        if fetches.len() >= 2 {
+            Ok(fetches)
+        } else {
+            Err(format!("the schema and the query: {fetches:?}"))
+        }
+    })
+    .await;
+    let pasted_at = client
+        .execute("return window.pastedAt;", vec![])
+        .await
+        .unwrap();
+    let pasted_at = pasted_at.as_f64().unwrap();
+    for (started, status) in &fetches {
+        assert!(
+            *started >= pasted_at,
+            "a fetch before the token: {fetches:?}"
+        );
+        assert_eq!(*status, 200, "{fetches:?}");
+    }
+    b.close().await;
+}
+
+/// The page's requests to /graphql so far: when each started (page time, ms) and its status.
+async fn graphql_fetches(client: &Client) -> Vec<(f64, u64)> {
+    let entries = client
+        .execute(
+            "return performance.getEntriesByType('resource')
+                .filter(e => new URL(e.name).pathname === '/graphql' && e.initiatorType === 'fetch')
+                .map(e => [e.startTime, e.responseStatus]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e[0].as_f64().unwrap(), e[1].as_u64().unwrap_or(0)))
+        .collect()
+}
+
+/// Clicks GraphiQL's run button and returns the result pane once it holds `expect`.
+async fn run_query(client: &Client, expect: &str) -> serde_json::Value {
+    client
         .find(Locator::Css(".graphiql-execute-button"))
         .await
         .unwrap()
@@ -268,20 +329,59 @@ async fn graphiql_runs_a_query_with_a_pasted_token() {
             .as_str()
             .unwrap_or("")
             .to_owned();
-        if result.contains("totalCount") {
+        if result.contains(expect) {
             Ok(result)
         } else {
             Err(format!("result pane: {result}"))
         }
     })
     .await;
-    let v: serde_json::Value =
-        serde_json::from_str(&result).unwrap_or_else(|_| panic!("result pane: {result}"));
-    assert_eq!(v["data"]["users"]["totalCount"], json!(1), "{v}");
-    assert_eq!(
-        v["data"]["users"]["nodes"][0]["contactEmail"],
-        json!("gil@example.com")
+    serde_json::from_str(&result).unwrap_or_else(|_| panic!("result pane: {result}"))
+}
+
+#[tokio::test]
+async fn graphiql_starts_with_the_development_token_and_the_schema_loaded() {
+    let dev_token = token_for("a", ALL);
+    let t = TestApp::with(Options {
+        http: usersvc::http::HttpSettings {
+            graphiql_token: Some(dev_token.clone()),
+            ..Options::default().http
+        },
+        ..Options::default()
+    })
+    .await;
+    make_user(&t, "a", "dev@example.com").await;
+    let b = Browser::start().await;
+    b.client.goto(&format!("{}/graphql", t.base)).await.unwrap();
+    b.text(".graphiql-container").await;
+    let client = &b.client;
+    // The schema is fetched at once, with the token, and answered.
+    let fetches = eventually(WAIT, || async move {
+        let fetches = graphql_fetches(client).await;
+        if fetches.iter().any(|(_, status)| *status == 200) {
+            Ok(fetches)
+        } else {
+            Err(format!("no schema fetched yet: {fetches:?}"))
+        }
+    })
+    .await;
+    assert!(fetches.iter().all(|(_, s)| *s == 200), "{fetches:?}");
+    let headers = client
+        .execute(
+            "const eds = [...document.querySelectorAll('.graphiql-editor-tool .CodeMirror')];
+             const h = eds.find(e => e.CodeMirror && e.CodeMirror.getValue().includes('Authorization'));
+             return h ? h.CodeMirror.getValue() : '';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        headers.as_str().unwrap().contains(&dev_token),
+        "headers editor: {headers}"
     );
+    // The default query runs as it is, with no token pasted.
+    let v = run_query(client, "totalCount").await;
+    assert_eq!(v["data"]["users"]["totalCount"], json!(1), "{v}");
     b.close().await;
 }
 

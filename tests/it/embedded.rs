@@ -22,7 +22,7 @@ use crate::harness::{ALL, TestApp, cluster_log, code};
 /// A short folder under /tmp (socket paths are limited to 107 bytes). `traversable` opens it to
 /// other users (0755) so that, when the tests run as root, the `postgres` user can reach it;
 /// otherwise it is 0700, which makes root fall back to a folder of the postgres user's.
-fn short_tmp(traversable: bool) -> tempfile::TempDir {
+pub(crate) fn short_tmp(traversable: bool) -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix("emb")
         .tempdir_in("/tmp")

@@ -176,3 +176,33 @@ async fn picture_urls_are_http_or_https_only() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_misspelled_input_field_is_named_beside_the_missing_one() {
+    let t = TestApp::new().await;
+    let tok = t.token("a", ALL);
+    let misspelled = json!({ "emial": "typo@example.com", "password": "correct horse 9" });
+    let by_variable = "mutation($in: CreateUserEmailPasswordInput!) {
+        createUserEmailPassword(input: $in) { user { profileId } } }";
+    let by_literal = r#"mutation { createUserEmailPassword(input: {
+        emial: "typo@example.com", password: "correct horse 9" }) { user { profileId } } }"#;
+    for (query, variables) in [
+        (by_variable, json!({ "in": misspelled })),
+        (by_literal, json!({})),
+    ] {
+        let (status, v) = t.gql(&tok, query, variables).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(code(&v), "GRAPHQL_VALIDATION_FAILED", "{v}");
+        let message = v["errors"][0]["message"].as_str().unwrap();
+        assert!(message.contains(r#"field "email""#), "{message}");
+        assert!(
+            message.contains(r#"unknown field "emial" of type "CreateUserEmailPasswordInput""#),
+            "{message}"
+        );
+        assert!(
+            !message.contains(r#"unknown field "password""#),
+            "{message}"
+        );
+    }
+    assert_eq!(profiles(&t).await, 0);
+}
