@@ -153,6 +153,13 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    spent_links (token_hash) {
+        token_hash -> Bytea,
+        expires_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(audit_events -> apps (app_id));
 diesel::joinable!(email_templates -> apps (app_id));
 diesel::joinable!(login_failures -> apps (app_id));
@@ -170,4 +177,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox_recipients,
     profiles,
     server_secrets,
+    spent_links,
 );

@@ -7,7 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::models::OneTimeToken;
-use super::schema::one_time_tokens;
+use super::schema::{one_time_tokens, spent_links};
 
 /// What a link is for.
 pub const PASSWORD_RESET: &str = "PASSWORD_RESET";
@@ -191,4 +191,37 @@ pub async fn consume(
         .get_result(conn)
         .await
         .optional()
+}
+
+/// Remembers that the link with this hash did its work and took its row with it (a deletion
+/// link deletes its profile and the profile's tokens), until it would have expired; prunes the
+/// remembered links that are past their expiry.
+pub async fn remember_spent(
+    conn: &mut AsyncPgConnection,
+    token_hash: &[u8],
+    expires_at: chrono::DateTime<chrono::Utc>,
+) -> QueryResult<()> {
+    diesel::delete(spent_links::table.filter(spent_links::expires_at.le(diesel::dsl::now)))
+        .execute(conn)
+        .await?;
+    diesel::insert_into(spent_links::table)
+        .values((
+            spent_links::token_hash.eq(token_hash),
+            spent_links::expires_at.eq(expires_at),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether the link with this hash was used and its row removed since (see [`remember_spent`]).
+pub async fn was_spent(conn: &mut AsyncPgConnection, token_hash: &[u8]) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        spent_links::table
+            .filter(spent_links::token_hash.eq(token_hash))
+            .filter(spent_links::expires_at.gt(diesel::dsl::now)),
+    ))
+    .get_result(conn)
+    .await
 }

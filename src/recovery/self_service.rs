@@ -32,7 +32,13 @@ async fn live_token(
         .await?
         .filter(|(r, _)| r.purpose == purpose)
     else {
-        return Err(AppError::DeadLink(DeadLink::Unknown));
+        // A link whose work removed its row (a deletion link) is remembered as used.
+        let spent = db::tokens::was_spent(conn, &hash).await?;
+        return Err(AppError::DeadLink(if spent {
+            DeadLink::Used
+        } else {
+            DeadLink::Unknown
+        }));
     };
     Err(AppError::DeadLink(if row.used_at.is_some() {
         DeadLink::Used
@@ -148,6 +154,8 @@ pub async fn complete_reset(
                 // Rolled back with the consumption: the link stays as dead as the profile is.
                 return Err(AppError::DeadLink(DeadLink::Revoked));
             }
+            // The profile's tokens go with it: remember this one as used.
+            db::tokens::remember_spent(conn, &hash, row.expires_at).await?;
             let caller = Caller::system(row.app_id.clone(), "self-service");
             super::reset::write_password(
                 conn,
@@ -234,6 +242,8 @@ pub async fn complete_deletion(
             else {
                 return Ok(None);
             };
+            // The profile's tokens go with it: remember this one as used.
+            db::tokens::remember_spent(conn, &hash, row.expires_at).await?;
             let caller = Caller::system(row.app_id.clone(), "self-service");
             let deleted = crate::users::delete::delete(
                 &mut DbPool::from(&mut **conn),
