@@ -234,10 +234,11 @@ impl ServeArgs {
         }
     }
 
-    /// Hash concurrency: configured, else the cores available.
+    /// Hash concurrency: configured, else one more than the cores available (one app may use
+    /// all but one hashing thread, so alone it still keeps every core busy).
     pub fn hash_concurrency(&self) -> usize {
         self.hash_concurrency
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()) + 1)
     }
 }
 

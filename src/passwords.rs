@@ -2,14 +2,14 @@
 //! random secrets.
 //!
 //! Hashing costs about 19 MiB and tens of milliseconds of one core, and so does checking a
-//! password against a hash, so both run on a few threads of their own, as many as the cores:
+//! password against a hash, so both run on a few threads of their own, one more than the cores:
 //! memory has a known ceiling, and a burst of creates or logins queues for the hasher instead
 //! of starving the threads that serve reads. A hashing thread takes the next queued job as soon
 //! as it is done with one, without a trip through the async runtime in between. Callers must
 //! not hold a database connection while they wait here. Each app may have at most its share of
-//! the threads' work queued or running at once ([`crate::quota::PerApp`]: all but a quarter of
-//! them), so one app's burst of creates or logins waits for its own slots and leaves the rest
-//! to every other app. How a stored hash is checked (which
+//! the threads' work queued or running at once ([`crate::quota::PerApp`]: all threads but one),
+//! so one app's burst of creates or logins still uses every core, waits for its own slots, and
+//! leaves a thread to every other app. How a stored hash is checked (which
 //! schemes, which costs are refused) is [`verify`]'s.
 
 pub mod verify;
@@ -209,7 +209,9 @@ impl Hasher {
         }
         Hasher {
             jobs,
-            shares: Arc::new(PerApp::of_total(concurrency.max(1))),
+            // All but one thread, at least one: with the default of one thread more than the
+            // cores, one app can keep every core busy and another app is never queued behind it.
+            shares: Arc::new(PerApp::with_share(concurrency.saturating_sub(1).max(1))),
         }
     }
 
