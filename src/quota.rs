@@ -48,14 +48,23 @@ impl PerApp {
         let semaphore = {
             // Every holder leaves the map valid (a lookup, an insert, a prune).
             let mut apps = self.apps.lock().unwrap_or_else(PoisonError::into_inner);
-            if apps.len() > PRUNE_ABOVE {
-                let share = self.share;
-                apps.retain(|_, s| s.available_permits() < share);
+            match apps.get(app) {
+                Some(semaphore) => semaphore.clone(),
+                None => {
+                    if apps.len() > PRUNE_ABOVE {
+                        let share = self.share;
+                        apps.retain(|_, s| s.available_permits() < share);
+                    }
+                    let semaphore = Arc::new(Semaphore::new(self.share));
+                    apps.insert(Arc::from(app), semaphore.clone());
+                    semaphore
+                }
             }
-            apps.entry(Arc::from(app))
-                .or_insert_with(|| Arc::new(Semaphore::new(self.share)))
-                .clone()
         };
+        // A free unit is taken at once, without arming a timer.
+        if let Ok(unit) = semaphore.clone().try_acquire_owned() {
+            return Some(unit);
+        }
         tokio::time::timeout(timeout, semaphore.acquire_owned())
             .await
             .ok()?

@@ -15,6 +15,8 @@ pub mod otlp;
 tokio::task_local! {
     /// The id of the HTTP request being served, for logs, audit events and internal errors.
     pub static REQUEST_ID: String;
+    /// The method and route of the HTTP request being served, for JSON log lines.
+    pub static REQUEST_ROUTE: (&'static str, String);
 }
 
 /// The request id of the current task, when it serves an HTTP request.

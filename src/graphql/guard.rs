@@ -1,12 +1,17 @@
-//! The scope guard of every root field: it enforces the scope table of [`crate::auth::scopes`]
-//! (a field missing from the table is refused to everyone).
+//! The guard of every root field: it enforces the scope table of [`crate::auth::scopes`] (a
+//! field missing from the table is refused to everyone), and refuses to start a field once the
+//! request's response has gone past its budget ([`super::limits::Budget`]).
 //!
 //! It is set on the root objects themselves (`#[Object(guard = …)]`), so every field they have
 //! or will have passes through it. A schema extension could do the same, but any extension
 //! sends every field of every response (not only root fields) through async-graphql's slower
 //! resolution path.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, Guard, Result};
+
+use super::limits::Budget;
 
 use crate::auth::{Caller, scopes};
 use crate::error::AppError;
@@ -25,6 +30,12 @@ impl RootScope {
 
 impl Guard for RootScope {
     async fn check(&self, ctx: &Context<'_>) -> Result<()> {
+        if let Some(budget) = ctx.data_opt::<Arc<Budget>>()
+            && budget.exceeded()
+        {
+            // The response is refused already: spare the work (and the memory).
+            return Err(super::limits::too_large(budget.limit()));
+        }
         let field = ctx.item.node.name.node.as_str();
         let Some(needed) = scopes::required(self.root, field) else {
             return Err(

@@ -1,21 +1,18 @@
 //! What one request may hold: the number of root fields it selects (checked before anything
-//! runs), one root field at work at a time ([`SerialRoot`]), and the bytes its response may take
-//! ([`Budget`], charged while the response is built).
+//! runs) and the bytes its response may take ([`Budget`], charged while the response is built).
+//! (It also holds one database connection at a time: see `crate::db::Db::for_request`.)
 //!
 //! The budget is charged where sizes multiply: each list resolver charges the bytes its items
 //! will take in the response (the selected fields of each user, as they are produced), so a
-//! request that would go past it stops at the first list that does, and the resolvers after it
-//! produce nothing. The HTTP layer then answers `RESPONSE_TOO_LARGE` in place of the response,
-//! and it also counts the bytes as it serialises, so no response body ever exceeds the budget.
+//! request that would go past it stops at the first list that does. A root field that has not
+//! started by then is refused by its guard ([`super::guard`]); one already waiting for the
+//! request's connection loads at most its one page, which its list resolver then refuses: past
+//! the budget, a request holds at most one page more. The HTTP layer then answers
+//! `RESPONSE_TOO_LARGE` in place of the response, and it also counts the bytes as it
+//! serialises, so no response body ever exceeds the budget.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
-};
-use async_graphql::{ServerResult, Value};
 
 use async_graphql::parser::types::{
     ExecutableDocument, OperationDefinition, Selection, SelectionSet,
@@ -62,42 +59,6 @@ fn collect_keys<'d>(
                 }
             }
         }
-    }
-}
-
-/// Resolves a query's root fields one after the other, as a mutation's are. async-graphql runs
-/// a query's root fields at once, so twenty aliases would hold twenty database connections and
-/// twenty pages in memory together; one at a time, a request holds one connection, and once its
-/// response has gone past the budget the fields after it load nothing.
-pub struct SerialRoot;
-
-impl ExtensionFactory for SerialRoot {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RootTurns(tokio::sync::Mutex::new(())))
-    }
-}
-
-/// One request's turns: a root field resolves (with everything below it) while it holds the
-/// lock; once the request's budget is exceeded, the fields still waiting are not resolved.
-struct RootTurns(tokio::sync::Mutex<()>);
-
-#[async_trait::async_trait]
-impl Extension for RootTurns {
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        if info.path_node.parent.is_some() {
-            return next.run(ctx, info).await;
-        }
-        let _turn = self.0.lock().await;
-        if ctx.data_opt::<Arc<Budget>>().is_some_and(|b| b.exceeded()) {
-            // The response is refused already: spare the work (and the memory).
-            return Ok(None);
-        }
-        next.run(ctx, info).await
     }
 }
 
@@ -148,7 +109,7 @@ pub fn too_large_message(limit: usize) -> String {
     )
 }
 
-fn too_large(limit: usize) -> async_graphql::Error {
+pub(crate) fn too_large(limit: usize) -> async_graphql::Error {
     async_graphql::Error::new(too_large_message(limit))
         .extend_with(|_, ext| ext.set("code", RESPONSE_TOO_LARGE))
 }
@@ -187,18 +148,18 @@ pub(crate) fn charge_list<T>(
 }
 
 /// The fields selected on a list's items: their names, and the bytes their keys take.
-pub(crate) struct Selected {
-    names: Vec<String>,
+pub(crate) struct Selected<'a> {
+    names: Vec<&'a str>,
     overhead: usize,
 }
 
-fn selected(field: SelectionField<'_>) -> Selected {
+fn selected(field: SelectionField<'_>) -> Selected<'_> {
     let mut names = Vec::new();
     // `{}` and, per field, `"key":` and a comma.
     let mut overhead = 2;
     for f in field.selection_set() {
         overhead += f.alias().unwrap_or(f.name()).len() + 4;
-        names.push(f.name().to_owned());
+        names.push(f.name());
     }
     Selected { names, overhead }
 }
@@ -244,7 +205,7 @@ fn digits(n: u64) -> usize {
 pub(crate) fn user_bytes(p: &Profile, sel: &Selected) -> usize {
     let mut bytes = 0usize;
     for name in &sel.names {
-        bytes += match name.as_str() {
+        bytes += match *name {
             "appId" => p.app_id.len() + 2,
             "userName" => text(&p.user_name),
             "contactEmail" => text(&p.contact_email),
@@ -264,7 +225,7 @@ pub(crate) fn user_bytes(p: &Profile, sel: &Selected) -> usize {
 pub(crate) fn identity_bytes(i: &Identity, sel: &Selected) -> usize {
     sel.names
         .iter()
-        .map(|name| match name.as_str() {
+        .map(|name| match *name {
             "externalId" => i.external_id.len() + 2,
             "externalAuthType" => i.external_auth_type.len() + 2,
             _ => 40,
@@ -276,7 +237,7 @@ pub(crate) fn identity_bytes(i: &Identity, sel: &Selected) -> usize {
 pub(crate) fn audit_bytes(e: &AuditEvent, sel: &Selected) -> usize {
     sel.names
         .iter()
-        .map(|name| match name.as_str() {
+        .map(|name| match *name {
             "actor" => e.actor.len() + 2,
             "operation" => e.operation.len() + 2,
             "details" => e.details.as_ref().map_or(4, json_bytes),

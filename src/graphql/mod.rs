@@ -137,8 +137,7 @@ fn build_validating(
     .limit_depth(limits.max_depth)
     .limit_complexity(limits.max_complexity)
     .limit_directives(limits.max_directives)
-    .limit_recursive_depth(32)
-    .extension(limits::SerialRoot);
+    .limit_recursive_depth(32);
     if !limits.introspection {
         builder = builder.disable_introspection().disable_suggestions();
     }
@@ -169,7 +168,8 @@ pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
 }
 
 /// The database handle of the current request: scoped to the caller's app, so its connections
-/// see only that app's family and it holds at most the app's share of the pool.
+/// see only that app's family and it holds at most the app's share of the pool; and one
+/// connection at a time, whatever number of fields run at once ([`Db::for_request`]).
 pub(crate) fn db<'a>(ctx: &Context<'a>) -> &'a Db {
     &ctx.data_unchecked::<RequestDb>().0
 }
@@ -187,7 +187,7 @@ pub struct Prepared {
     pub log: error::LogOnce,
 }
 
-/// Attaches the caller, a database handle scoped to the caller's app, one set of batch loaders
+/// Attaches the caller, a database handle for the request (see [`db`]), one set of batch loaders
 /// (on that handle) and a response budget of `max_response_bytes` to a request.
 pub fn prepare(request: Request, caller: Caller, db: &Db, max_response_bytes: usize) -> Prepared {
     let request_id = crate::telemetry::current_request_id().unwrap_or_default();
@@ -196,7 +196,7 @@ pub fn prepare(request: Request, caller: Caller, db: &Db, max_response_bytes: us
     let spawner = move |fut| {
         tokio::spawn(REQUEST_ID.scope(request_id.clone(), loader_log.clone().scope(fut)))
     };
-    let db = db.scoped(&caller.app_id);
+    let db = db.for_request(&caller.app_id);
     let budget = Arc::new(limits::Budget::new(max_response_bytes));
     let request = request
         .data(caller)

@@ -12,10 +12,9 @@ use crate::users::{self, page::PageRequest};
 
 /// Reading users of the caller's app.
 ///
-/// Root fields resolve one after the other ([`super::limits::SerialRoot`]), as every object
-/// below them does: a request holds one database connection at a time, and a request whose
-/// response would go past its budget stops at the field that does, before later fields load
-/// anything.
+/// Root fields resolve at once, and take turns on the request's one database connection
+/// ([`crate::db::Db::for_request`]); once the response has gone past its budget, root fields
+/// not yet started are refused ([`super::guard`]).
 #[derive(Default)]
 pub struct Query;
 

@@ -3,11 +3,14 @@
 //! execution from the document and the response, so no schema extension is needed (any
 //! extension sends every field of every response down async-graphql's slower path).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use async_graphql::parser::Positioned;
 use async_graphql::parser::types::{ExecutableDocument, OperationDefinition};
 use async_graphql::{PathSegment, Response, Value};
+use metrics::{Counter, Histogram};
 
 use super::documents::for_each_field;
 
@@ -39,10 +42,39 @@ pub fn count(
             .errors
             .iter()
             .any(|e| matches!(e.path.first(), Some(PathSegment::Field(f)) if f == key));
-        let outcome = if failed { "error" } else { "ok" };
-        metrics::histogram!("usersvc_graphql_field_duration_seconds", "field" => name.to_owned())
-            .record(seconds);
-        metrics::counter!("usersvc_graphql_fields_total", "field" => name.to_owned(), "outcome" => outcome)
-            .increment(1);
+        let series = Series::of(name);
+        series.duration.record(seconds);
+        if failed { &series.failed } else { &series.ok }.increment(1);
+    }
+}
+
+/// One root field's series, registered once: a request then records into them without building
+/// their keys and labels again.
+struct Series {
+    duration: Histogram,
+    ok: Counter,
+    failed: Counter,
+}
+
+impl Series {
+    /// The series of the root field `name`. Only executed operations are counted, and they
+    /// passed validation, so the names are the schema's own: the map stays as small as it is.
+    fn of(name: &str) -> Arc<Series> {
+        static SERIES: OnceLock<Mutex<HashMap<String, Arc<Series>>>> = OnceLock::new();
+        let mut all = SERIES
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(series) = all.get(name) {
+            return series.clone();
+        }
+        let field = name.to_owned();
+        let series = Arc::new(Series {
+            duration: metrics::histogram!("usersvc_graphql_field_duration_seconds", "field" => field.clone()),
+            ok: metrics::counter!("usersvc_graphql_fields_total", "field" => field.clone(), "outcome" => "ok"),
+            failed: metrics::counter!("usersvc_graphql_fields_total", "field" => field.clone(), "outcome" => "error"),
+        });
+        all.insert(field, series.clone());
+        series
     }
 }

@@ -183,8 +183,11 @@ async fn respond(
             );
         }
     }
-    // Kept for naming an input object's unknown fields, should validation refuse one.
-    let variables = (!request.variables.is_empty()).then(|| request.variables.clone());
+    // Kept for naming an input object's unknown fields, should validation refuse one (only
+    // variables of input object types can have such fields).
+    let variables = (!request.variables.is_empty()
+        && op.is_none_or(|op| endpoint.inputs.any_input_variable(&op.node)))
+    .then(|| request.variables.clone());
     let prepared = graphql::prepare(request, caller, &state.db, endpoint.max_response_bytes);
     let mut request = prepared.request;
     request.set_parsed_query(doc.parsed.clone());

@@ -43,7 +43,7 @@ use tracing::Instrument;
 use crate::auth::jwt::Verifier;
 use crate::db::Db;
 use crate::graphql::{self as schema, Limits, Services};
-use crate::telemetry::{REQUEST_ID, current_request_id};
+use crate::telemetry::{REQUEST_ID, REQUEST_ROUTE, current_request_id};
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -268,9 +268,13 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// Serves a request with its id in the task-local [`REQUEST_ID`] (for audit events and
-/// internal errors) and in a span (for logs and traces), logs one line per request (method, route, status, latency: never the query
-/// string, which may hold a token) and counts it for `/metrics`.
+/// Serves a request with its id in the task-local [`REQUEST_ID`] (for logs, audit events and
+/// internal errors) and its method and route in [`REQUEST_ROUTE`] (for JSON log lines), within a
+/// span when traces are exported; logs one line per request (method, route, status, latency:
+/// never the query string, which may hold a token) and counts it for `/metrics`.
+///
+/// Without trace export there is no span: a span costs every request its formatted fields and an
+/// enter and exit at each poll, and the task-locals give the log lines the same fields.
 async fn log_request(req: Request, next: Next) -> Response {
     let request_id = req
         .extensions()
@@ -278,35 +282,38 @@ async fn log_request(req: Request, next: Next) -> Response {
         .and_then(|id| id.header_value().to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
-    // Every line logged while serving the request carries these fields (and, with traces
-    // exported, this is the request's span).
-    let span = tracing::info_span!(
-        "request",
-        request_id = %request_id,
-        method = %method,
-        route = %route
+    let served = REQUEST_ID.scope(
+        request_id.clone(),
+        REQUEST_ROUTE.scope((method, route.clone()), next.run(req)),
     );
-    let response = REQUEST_ID
-        .scope(request_id.clone(), next.run(req))
-        .instrument(span)
-        .await;
+    let response = if crate::telemetry::otlp::exporting() {
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            method,
+            route = %route
+        );
+        served.instrument(span).await
+    } else {
+        served.await
+    };
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     tracing::info!(
         request_id = %request_id,
-        method = %method,
+        method,
         route = %route,
         status,
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );
-    metrics::counter!("usersvc_http_requests_total", "route" => route.clone(), "method" => method_label(&method), "status" => status.to_string()).increment(1);
+    metrics::counter!("usersvc_http_requests_total", "route" => route.clone(), "method" => method, "status" => status.to_string()).increment(1);
     metrics::histogram!("usersvc_http_request_duration_seconds", "route" => route)
         .record(elapsed.as_secs_f64());
     response

@@ -7,7 +7,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use async_graphql::parser::Positioned;
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet, TypeKind};
+use async_graphql::parser::types::{
+    BaseType, ExecutableDocument, OperationDefinition, Selection, SelectionSet, TypeKind,
+};
 use async_graphql::{Pos, ServerError, Value, Variables};
 
 /// Every input object type's fields, with their types as the SDL writes them.
@@ -17,6 +19,18 @@ pub struct InputTypes {
 }
 
 impl InputTypes {
+    /// Whether a variable of `op` has an input object type (list or not): only their values can
+    /// hold fields to name.
+    pub fn any_input_variable(&self, op: &OperationDefinition) -> bool {
+        op.variable_definitions.iter().any(|v| {
+            let mut ty = &v.node.var_type.node.base;
+            while let BaseType::List(inner) = ty {
+                ty = &inner.base;
+            }
+            matches!(ty, BaseType::Named(name) if self.types.contains_key(name.as_str()))
+        })
+    }
+
     /// The input types an SDL defines (the schema's own, so it parses).
     pub fn from_sdl(sdl: &str) -> Self {
         let Ok(doc) = async_graphql::parser::parse_schema(sdl) else {

@@ -1,6 +1,7 @@
 //! JSON lines for log shippers: one object per event with `timestamp` (RFC 3339, UTC),
-//! `level`, `target`, `message`, the event's fields, and the fields of every span the event
-//! happened in (so each line written while serving a request carries its `request_id`).
+//! `level`, `target`, `message`, the event's fields, the fields of every span the event happened
+//! in, and, for a line written while a request is served, its `request_id`, `method` and `route`
+//! (from the task-locals [`super::REQUEST_ID`] and [`super::REQUEST_ROUTE`]).
 //! Fields keep their JSON types: numbers and booleans as themselves, everything else as a
 //! string of its `Display` (or, for a `?` field, `Debug`) text.
 
@@ -42,6 +43,13 @@ where
             }
         }
         event.record(&mut Fields(&mut line));
+        if let Ok(id) = super::REQUEST_ID.try_with(Clone::clone) {
+            line.entry("request_id").or_insert_with(|| id.into());
+        }
+        let _ = super::REQUEST_ROUTE.try_with(|(method, route)| {
+            line.entry("method").or_insert_with(|| (*method).into());
+            line.entry("route").or_insert_with(|| route.as_str().into());
+        });
         let meta = event.metadata();
         line.insert(
             "timestamp".into(),

@@ -215,3 +215,26 @@ async fn one_app_holds_at_most_its_share_of_the_pool() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_request_holds_one_connection_at_a_time() {
+    let t = TestApp::new().await;
+    let request = t.db.for_request("a");
+    let held = request.conn().await.unwrap();
+    // A clone is the same request: its checkout waits for the first connection to come back.
+    let again = request.clone();
+    let mut second = tokio::spawn(async move { again.conn().await.map(drop) });
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut second)
+            .await
+            .is_err(),
+        "the second checkout waits while the first connection is held"
+    );
+    // Another request of the same app is not held up.
+    drop(t.db.for_request("a").conn().await.expect("another request"));
+    drop(held);
+    second
+        .await
+        .unwrap()
+        .expect("the turn passes once the first connection is back");
+}

@@ -5,7 +5,9 @@
 //! the row-level security of the migration `row_level_security`: a [`Db`] handle has a
 //! [`Scope`], which a connection enters at checkout when it is not already in it, and sees
 //! only the rows that scope allows. A handle scoped to an app also holds at most its share of
-//! the pool ([`crate::quota::PerApp`]), so one app cannot take every connection.
+//! the pool ([`crate::quota::PerApp`]), so one app cannot take every connection. A handle made
+//! for one request ([`Db::for_request`]) holds one connection at a time, so a request whose
+//! fields run at once (a query's root fields do) still takes its turns on a single connection.
 
 mod handle;
 mod scope;
@@ -25,6 +27,7 @@ use diesel_async::pooled_connection::{
 };
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::quota::{PerApp, Unit};
 use scope::{Manager, ScopedConn};
@@ -37,6 +40,7 @@ pub type PoolError = deadpool::managed::PoolError<diesel_async::pooled_connectio
 pub struct Conn {
     object: Object<Manager>,
     _share: Option<Unit>,
+    _turn: Option<OwnedSemaphorePermit>,
 }
 
 impl std::ops::Deref for Conn {
@@ -68,7 +72,7 @@ pub struct DbSettings {
 }
 
 /// The database handle: cheap to clone. [`Db::new`] gives one in the server's own scope (every
-/// app); [`Db::scoped`] one for a request of one app.
+/// app); [`Db::scoped`] one for the work of one app, [`Db::for_request`] one for a request.
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<Manager>,
@@ -76,6 +80,8 @@ pub struct Db {
     shares: Arc<PerApp>,
     scope: Scope,
     acquire_timeout: Duration,
+    /// For a request's handle (and its clones): the one connection it may hold at a time.
+    turn: Option<Arc<Semaphore>>,
 }
 
 /// Counts the statements a connection runs (each query, BEGIN and COMMIT), once they finish.
@@ -144,6 +150,7 @@ impl Db {
             shares: Arc::new(PerApp::of_total(settings.max_size)),
             scope: Scope::Server,
             acquire_timeout: settings.acquire_timeout,
+            turn: None,
         })
     }
 
@@ -156,6 +163,17 @@ impl Db {
         }
     }
 
+    /// The handle of one request of `app_id`: scoped to the app, and holding one connection
+    /// at a time (its clones share that one turn). Nothing on it may hold a connection while
+    /// it waits for another; a service that needs two statements together takes one
+    /// connection and passes it on ([`DbPool::Conn`]).
+    pub fn for_request(&self, app_id: &str) -> Db {
+        Db {
+            turn: Some(Arc::new(Semaphore::new(1))),
+            ..self.scoped(app_id)
+        }
+    }
+
     /// How many connections one app may hold at once.
     pub fn app_share(&self) -> usize {
         self.shares.share()
@@ -164,6 +182,17 @@ impl Db {
     /// A connection from the pool in this handle's scope, or an error after the acquire
     /// timeout.
     pub async fn conn(&self) -> Result<Conn, PoolError> {
+        let turn = match &self.turn {
+            Some(turn) => Some(match turn.clone().try_acquire_owned() {
+                Ok(turn) => turn,
+                Err(_) => tokio::time::timeout(self.acquire_timeout, turn.clone().acquire_owned())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .ok_or(PoolError::Timeout(TimeoutType::Wait))?,
+            }),
+            None => None,
+        };
         let share = match &self.scope {
             Scope::App(app) => Some(
                 self.shares
@@ -178,6 +207,7 @@ impl Db {
         Ok(Conn {
             object,
             _share: share,
+            _turn: turn,
         })
     }
 
