@@ -19,12 +19,15 @@ Adds the figures to results.json, details to imports.json beside it, and a secti
 Markdown report. Everything runs against the harness's database and server on 127.0.0.1.
 """
 import argparse
+import glob
 import json
 import os
 import subprocess
 import sys
 import time
 import urllib.request
+
+from harness.measure import stat_fields, ticks
 
 # (password, bcrypt hash of it)
 HASHES = [
@@ -54,8 +57,22 @@ def write_file(path, n):
             f.write("\n")
 
 
-def timed(cmd):
-    """Runs cmd; returns (seconds, peak RSS in MiB, stdout)."""
+def pg_seconds(postmaster):
+    """CPU seconds the PostgreSQL cluster has used so far (see harness.measure.cmd_cpu_snap)."""
+    if not postmaster:
+        return 0.0
+    t = ticks(stat_fields(f"/proc/{postmaster}/stat"), children=True)
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        fields = stat_fields(stat)
+        if fields is not None and fields[1] == str(postmaster):
+            t += ticks(fields)
+    return t / os.sysconf("SC_CLK_TCK")
+
+
+def timed(cmd, postmaster=None):
+    """Runs cmd; returns (seconds, peak RSS in MiB, stdout, CPU seconds of the command and of
+    PostgreSQL while it ran)."""
+    pg_before = pg_seconds(postmaster)
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out = proc.stdout.read()
@@ -64,7 +81,9 @@ def timed(cmd):
     seconds = time.monotonic() - started
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"imports.py: {' '.join(cmd)} failed: {err.decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024, out.decode()
+    cpu = {"usersvc": round(usage.ru_utime + usage.ru_stime, 2),
+           "postgres": round(pg_seconds(postmaster) - pg_before, 2)}
+    return seconds, usage.ru_maxrss / 1024, out.decode(), cpu
 
 
 def gql(url, token, query, variables, timeout=120):
@@ -86,6 +105,7 @@ def main():
     p.add_argument("--work", required=True)
     p.add_argument("--results", required=True)
     p.add_argument("--markdown")
+    p.add_argument("--postmaster", help="the cluster's postmaster pid (for the CPU figures)")
     a = p.parse_args()
     n, n_http = USERS[a.mode], HTTP_USERS[a.mode]
     os.makedirs(a.work, exist_ok=True)
@@ -101,21 +121,24 @@ def main():
                    check=True, stdout=subprocess.DEVNULL)
 
     load = os.getloadavg()[0]
-    seconds, rss, out = timed([a.bin, "import", "--app", app, path])
+    seconds, rss, out, import_cpu = timed([a.bin, "import", "--app", app, path], a.postmaster)
     print(f"  {out.strip()}\n  import: {seconds:.1f} s, peak RSS {rss:.1f} MiB "
-          f"({size_mib:.0f} MiB file, load average {load:.1f})", flush=True)
+          f"({size_mib:.0f} MiB file, load average {load:.1f}; CPU seconds: "
+          f"usersvc {import_cpu['usersvc']}, PostgreSQL {import_cpu['postgres']})", flush=True)
     if f"{n} created" not in out:
         sys.exit(f"imports.py: the import did not create {n} users: {out}")
 
     exported = os.path.join(a.work, "export.ndjson")
     load_export = os.getloadavg()[0]
-    export_seconds, export_rss, out = timed(
-        [a.bin, "export", "--app", app, "--out", exported, "--include-password-hashes"])
+    export_seconds, export_rss, out, export_cpu = timed(
+        [a.bin, "export", "--app", app, "--out", exported, "--include-password-hashes"],
+        a.postmaster)
     with open(exported) as f:
         lines = sum(1 for _ in f)
     if lines != n:
         sys.exit(f"imports.py: the export wrote {lines} lines, not {n}")
-    print(f"  export: {export_seconds:.1f} s, peak RSS {export_rss:.1f} MiB", flush=True)
+    print(f"  export: {export_seconds:.1f} s, peak RSS {export_rss:.1f} MiB (CPU seconds: "
+          f"usersvc {export_cpu['usersvc']}, PostgreSQL {export_cpu['postgres']})", flush=True)
 
     # importUsers over HTTP, into the harness's app (the token's), batches of 1,000.
     query = ("mutation($in: ImportUsersInput!) { importUsers(input: $in) "
@@ -151,7 +174,8 @@ def main():
                "export_rss_mib": round(export_rss, 1), "http_users": created,
                "http_seconds": round(http_seconds, 2),
                "load_average_at_import": round(load, 2),
-               "load_average_at_export": round(load_export, 2), **figures}
+               "load_average_at_export": round(load_export, 2),
+               "import_cpu_seconds": import_cpu, "export_cpu_seconds": export_cpu, **figures}
     with open(a.results) as f:
         results = json.load(f)
     results.update(figures)

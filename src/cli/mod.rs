@@ -206,7 +206,8 @@ async fn run(command: Command, log_format: LogFormat) -> anyhow::Result<()> {
 }
 
 /// Opens the database (the embedded cluster is started or reused, and stopped again when this
-/// process started it), applies pending migrations, runs `work` on a one-connection pool.
+/// process started it), applies pending migrations, runs `work` on a pool of two connections
+/// (an import writes two batches at once).
 /// Returns the migrations applied.
 async fn with_database<F, Fut>(args: &DbArgs, work: F) -> anyhow::Result<Vec<String>>
 where
@@ -218,7 +219,7 @@ where
         let applied = crate::db::run_migrations(&url).await?;
         let db = Db::new(&DbSettings {
             url: url.clone(),
-            max_size: 1,
+            max_size: 2,
             acquire_timeout: std::time::Duration::from_secs(10),
             statement_timeout: std::time::Duration::from_secs(30),
         })?;

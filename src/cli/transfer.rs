@@ -3,11 +3,13 @@
 //!
 //! Import reads the file on a thread of its own, a line at a time, and hands batches of up to
 //! 1,000 parsed users to the import service over a channel of two batches, so memory stays
-//! the same whatever the file's size; the service writes each batch with multi-row statements.
+//! the same whatever the file's size; the service writes each batch with multi-row statements,
+//! two batches at a time unless they name a common user (ids and identities).
 //! Lines that fail (unparsable JSON, or a user the service refused) go to
 //! `FILE.rejects.ndjson` with their line number, error and the line itself. Export pages
 //! through the app in profile id order and writes each page as it comes.
 
+use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -15,9 +17,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::ValueEnum;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
+use unicode_normalization::UnicodeNormalization;
 
 use super::failure;
 use crate::auth::Caller;
@@ -193,6 +198,78 @@ impl Rejects {
     }
 }
 
+/// Batches written at once: while PostgreSQL writes one, the next one's checks run beside it.
+const IN_FLIGHT: usize = 2;
+
+/// A batch the service has written, with what its lines need for the report.
+struct Written {
+    read: u64,
+    report: import::ImportReport,
+    lines: Vec<(u64, String)>,
+    refused: Vec<(u64, String, ImportFailure)>,
+}
+
+/// The users read so far, by outcome: created, updated, unchanged, failed.
+#[derive(Default)]
+struct Tally {
+    rows: u64,
+    counts: [u64; 4],
+}
+
+impl Tally {
+    /// Counts a written batch and writes its rejected lines, in line order.
+    fn settle(&mut self, written: Written, rejects: &mut Rejects) -> anyhow::Result<()> {
+        let Written {
+            read,
+            report,
+            mut lines,
+            mut refused,
+        } = written;
+        self.rows += read;
+        self.counts[3] += refused.len() as u64;
+        for result in report.results {
+            let slot = match result.status {
+                ImportStatus::Created => 0,
+                ImportStatus::Updated => 1,
+                ImportStatus::Unchanged => 2,
+                ImportStatus::Failed => 3,
+            };
+            self.counts[slot] += 1;
+            if let Some(error) = result.error {
+                let (number, text) = std::mem::take(&mut lines[result.index]);
+                refused.push((number, text, error));
+            }
+        }
+        refused.sort_by_key(|(number, _, _)| *number);
+        for (number, text, error) in &refused {
+            rejects.write(*number, text, error)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a batch's users are known by: their given ids and their identities, loosely normalised
+/// (case, width, surrounding space), so that two batches that could name the same user are
+/// never written at once.
+fn user_keys(users: &[ImportUser]) -> HashSet<String> {
+    let loose = |s: &str| s.nfkc().collect::<String>().trim().to_lowercase();
+    let mut keys = HashSet::new();
+    for u in users {
+        if let Some(id) = &u.profile_id {
+            keys.insert(format!("id\0{}", loose(id)));
+        }
+        for i in &u.identities {
+            keys.insert(format!(
+                "{}\0{}\0{}",
+                loose(&i.kind),
+                loose(i.external_auth_type.as_deref().unwrap_or("")),
+                loose(&i.external_id)
+            ));
+        }
+    }
+    keys
+}
+
 /// `usersvc import --app ID FILE [--mode …]`.
 pub(super) async fn import(app: String, file: PathBuf, mode: Mode, db: Db) -> anyhow::Result<()> {
     let (input, size): (Box<dyn Read + Send>, Option<u64>) = if file == Path::new("-") {
@@ -223,22 +300,24 @@ pub(super) async fn import(app: String, file: PathBuf, mode: Mode, db: Db) -> an
     let (tx, mut rx) = mpsc::channel(2);
     let reader = std::thread::spawn(move || read_batches(input, tx));
     let mut progress = Progress::new("import", total);
-    let (mut rows, mut counts) = (0u64, [0u64; 4]);
+    let mut tally = Tally::default();
+    // Batches being written, oldest first, with the users each one names.
+    let mut flight = FuturesOrdered::new();
+    let mut flight_keys: VecDeque<HashSet<String>> = VecDeque::new();
     while let Some(batch) = rx.recv().await {
         let batch = batch.context("reading the import file")?;
         let mut lines = Vec::with_capacity(batch.len());
         let mut users = Vec::with_capacity(batch.len());
         // Written in line order once the batch is through.
         let mut refused = Vec::new();
+        let read = batch.len() as u64;
         for Line { number, text, user } in batch {
-            rows += 1;
             match user {
                 Ok(user) => {
                     users.push(user);
                     lines.push((number, text));
                 }
                 Err(e) => {
-                    counts[3] += 1;
                     let failure = ImportFailure {
                         code: "BAD_USER_INPUT",
                         reason_code: Some(40660),
@@ -248,28 +327,39 @@ pub(super) async fn import(app: String, file: PathBuf, mode: Mode, db: Db) -> an
                 }
             }
         }
-        let report = import::import_users(&mut db.pool(), &hasher, &caller, users, mode)
-            .await
-            .map_err(failure)?;
-        for result in report.results {
-            let slot = match result.status {
-                ImportStatus::Created => 0,
-                ImportStatus::Updated => 1,
-                ImportStatus::Unchanged => 2,
-                ImportStatus::Failed => 3,
-            };
-            counts[slot] += 1;
-            if let Some(error) = result.error {
-                let (number, text) = std::mem::take(&mut lines[result.index]);
-                refused.push((number, text, error));
+        // A batch that names a user of one being written waits for it, as it would have
+        // one batch at a time; and at most IN_FLIGHT are written at once.
+        let keys = user_keys(&users);
+        let overlaps = flight_keys.iter().any(|k| !k.is_disjoint(&keys));
+        while !flight.is_empty() && (overlaps || flight.len() >= IN_FLIGHT) {
+            if let Some(written) = flight.next().await {
+                flight_keys.pop_front();
+                tally.settle(written?, &mut rejects)?;
+                progress.set(tally.rows);
+            }
+            if !overlaps {
+                break;
             }
         }
-        refused.sort_by_key(|(number, _, _)| *number);
-        for (number, text, error) in &refused {
-            rejects.write(*number, text, error)?;
-        }
-        progress.set(rows);
+        let (db, hasher, caller) = (&db, &hasher, &caller);
+        flight.push_back(async move {
+            let report = import::import_users(&mut db.pool(), hasher, caller, users, mode)
+                .await
+                .map_err(failure)?;
+            anyhow::Ok(Written {
+                read,
+                report,
+                lines,
+                refused,
+            })
+        });
+        flight_keys.push_back(keys);
     }
+    while let Some(written) = flight.next().await {
+        tally.settle(written?, &mut rejects)?;
+        progress.set(tally.rows);
+    }
+    let Tally { rows, counts } = tally;
     progress.finish();
     let _ = reader.join();
     if let Some(out) = &mut rejects.out {

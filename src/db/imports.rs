@@ -305,30 +305,21 @@ async fn attach_identities(
     found: Vec<Profile>,
 ) -> QueryResult<Vec<(Profile, Vec<StoredIdentity>)>> {
     let ids: Vec<Uuid> = found.iter().map(|p| p.profile_id).collect();
-    let mut ids_of: std::collections::HashMap<Uuid, Vec<StoredIdentity>> = Default::default();
-    if !ids.is_empty() {
-        let stored: Vec<StoredIdentity> = identities::table
-            .filter(identities::app_id.eq(app_id))
-            .filter(identities::profile_id.eq_any(&ids))
-            .order((
-                identities::profile_id,
-                identities::kind,
-                identities::external_auth_type,
-            ))
-            .select(StoredIdentity::as_select())
-            .load(conn)
-            .await?;
-        for i in stored {
-            ids_of.entry(i.profile_id).or_default().push(i);
-        }
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(found
-        .into_iter()
-        .map(|p| {
-            let ids = ids_of.remove(&p.profile_id).unwrap_or_default();
-            (p, ids)
-        })
-        .collect())
+    let stored: Vec<StoredIdentity> = identities::table
+        .filter(identities::app_id.eq(app_id))
+        .filter(identities::profile_id.eq_any(&ids))
+        .order((
+            identities::profile_id,
+            identities::kind,
+            identities::external_auth_type,
+        ))
+        .select(StoredIdentity::as_select())
+        .load(conn)
+        .await?;
+    Ok(with_identities(found, stored))
 }
 
 /// Up to `limit` profiles of the app after `after` in profile id order, with their identities:
@@ -348,8 +339,44 @@ pub async fn export_page(
     if let Some(after) = after {
         query = query.filter(profiles::profile_id.gt(after));
     }
-    let found = query.load(conn).await?;
-    attach_identities(conn, app_id, found).await
+    let found: Vec<Profile> = query.load(conn).await?;
+    let mut ids = found.iter().map(|p| p.profile_id);
+    let (Some(first), Some(last)) = (ids.next(), found.iter().map(|p| p.profile_id).next_back())
+    else {
+        return Ok(Vec::new());
+    };
+    // The page's identities are those of its id range: one index range, however many.
+    let stored: Vec<StoredIdentity> = identities::table
+        .filter(identities::app_id.eq(app_id))
+        .filter(identities::profile_id.ge(first))
+        .filter(identities::profile_id.le(last))
+        .order((
+            identities::profile_id,
+            identities::kind,
+            identities::external_auth_type,
+        ))
+        .select(StoredIdentity::as_select())
+        .load(conn)
+        .await?;
+    Ok(with_identities(found, stored))
+}
+
+/// Profiles with their identities (`stored`, of these profiles or some of them).
+fn with_identities(
+    found: Vec<Profile>,
+    stored: Vec<StoredIdentity>,
+) -> Vec<(Profile, Vec<StoredIdentity>)> {
+    let mut ids_of: std::collections::HashMap<Uuid, Vec<StoredIdentity>> = Default::default();
+    for i in stored {
+        ids_of.entry(i.profile_id).or_default().push(i);
+    }
+    found
+        .into_iter()
+        .map(|p| {
+            let ids = ids_of.remove(&p.profile_id).unwrap_or_default();
+            (p, ids)
+        })
+        .collect()
 }
 
 #[derive(QueryableByName)]

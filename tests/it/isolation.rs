@@ -238,3 +238,66 @@ async fn a_request_holds_one_connection_at_a_time() {
         .unwrap()
         .expect("the turn passes once the first connection is back");
 }
+
+#[derive(diesel::QueryableByName)]
+struct Plan {
+    #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+    line: String,
+}
+
+/// The plan PostgreSQL picks for `sql` on a connection of app `a`'s request.
+async fn plan(t: &TestApp, sql: &str) -> String {
+    let mut conn = t.db.for_request("a").conn().await.unwrap();
+    let lines: Vec<Plan> = diesel::sql_query(format!("EXPLAIN {sql}"))
+        .load(&mut *conn)
+        .await
+        .unwrap();
+    lines
+        .into_iter()
+        .map(|l| l.line)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn with_current_statistics_a_keyset_page_reads_an_index_range_not_the_whole_app() {
+    let t = TestApp::new().await;
+    let mut sql = t.sql().await;
+    // Two apps of some size, and the statistics to go with them.
+    sql.batch_execute(
+        "INSERT INTO profiles (app_id, profile_id, user_name, created_at) \
+         SELECT CASE WHEN g % 3 = 0 THEN 'b' ELSE 'a' END, gen_random_uuid(), 'user ' || g, \
+                now() - g * interval '1 second' \
+         FROM generate_series(1, 60000) g; \
+         ANALYZE profiles",
+    )
+    .await
+    .unwrap();
+    for (what, sql) in [
+        (
+            "by creation",
+            "SELECT * FROM profiles WHERE app_id = 'a' \
+             AND (created_at, profile_id) > (now() - interval '1 day', \
+                 '00000000-0000-0000-0000-000000000000') \
+             ORDER BY created_at, profile_id LIMIT 51",
+        ),
+        (
+            "by name",
+            "SELECT * FROM profiles WHERE app_id = 'a' AND (user_name_key, profile_id) > \
+             ('', '00000000-0000-0000-0000-000000000000') \
+             ORDER BY user_name_key, profile_id LIMIT 51",
+        ),
+        (
+            "by id (export)",
+            "SELECT * FROM profiles WHERE app_id = 'a' \
+             AND profile_id > '00000000-0000-0000-0000-000000000000' \
+             ORDER BY profile_id LIMIT 1000",
+        ),
+    ] {
+        let plan = plan(&t, sql).await;
+        assert!(
+            plan.contains("Index Scan") && !plan.contains("Sort") && !plan.contains("Seq Scan"),
+            "{what}: {plan}"
+        );
+    }
+}

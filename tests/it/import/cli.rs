@@ -274,3 +274,64 @@ async fn the_worked_example_of_the_readme_imports() {
         assert!(v["errors"].is_null(), "{id}: {v}");
     }
 }
+
+#[tokio::test]
+async fn a_later_batch_that_names_an_earlier_batchs_user_sees_it_written() {
+    // Batches of 1,000 are written two at a time; these files repeat users across batches.
+    let t = TestApp::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let line = |i: usize, name: &str| {
+        json!({ "identities": [{ "type": "UNIVERSAL_ID", "externalId": format!("u{i}") }],
+                "userName": name })
+        .to_string()
+    };
+    let mut file: Vec<String> = (0..2500).map(|i| line(i, "first")).collect();
+    // Line 1,201 (second batch) and line 2,101 (third) repeat users of the first batch.
+    file[1200] = line(7, "again");
+    file[2100] = line(8, "again");
+    std::fs::write(dir.path().join("users.ndjson"), file.join("\n")).unwrap();
+    let run = usersvc(&t, dir.path(), &["import", "--app", "a", "users.ndjson"]);
+    assert!(!run.status.success());
+    let summary = text(&run.stdout);
+    assert!(
+        summary.contains("2498 created") && summary.contains("2 failed"),
+        "{summary}"
+    );
+    let rejects = lines(&dir.path().join("users.ndjson.rejects.ndjson"));
+    let failed: Vec<(i64, &str)> = rejects
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_i64().unwrap(),
+                r["error"]["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        failed,
+        [(1201, "USER_ALREADY_EXISTS"), (2101, "USER_ALREADY_EXISTS")]
+    );
+
+    // With upsert, into an app without them, the repeats update what earlier batches wrote.
+    let upsert = usersvc(
+        &t,
+        dir.path(),
+        &["import", "--app", "b", "users.ndjson", "--mode", "upsert"],
+    );
+    assert!(upsert.status.success(), "{}", text(&upsert.stderr));
+    let summary = text(&upsert.stdout);
+    assert!(
+        summary.contains("2498 created") && summary.contains("2 updated"),
+        "{summary}"
+    );
+    let (_, v) = t
+        .gql(
+            &t.token("b", "cloudcode:users:read"),
+            r#"{ a: userByIdentity(type: UNIVERSAL_ID, externalId: "u7") { userName }
+                 b: userByIdentity(type: UNIVERSAL_ID, externalId: "u8") { userName } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(v["data"]["a"]["userName"], "again", "{v}");
+    assert_eq!(v["data"]["b"]["userName"], "again", "{v}");
+}
