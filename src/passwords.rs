@@ -12,6 +12,7 @@
 //! leaves a thread to every other app. How a stored hash is checked (which
 //! schemes, which costs are refused) is [`verify`]'s.
 
+mod memory;
 pub mod verify;
 
 use std::sync::mpsc;
@@ -278,13 +279,8 @@ fn dummy_hash() -> &'static str {
 fn run(job: Job) {
     match job {
         Job::Hash(password, done) => {
-            let phc = std::panic::catch_unwind(|| {
-                argon2id()
-                    .hash_password(password.as_bytes())
-                    .map(|h| h.to_string())
-                    .map_err(|e| AppError::internal(format!("argon2: {e}")))
-            })
-            .unwrap_or_else(|_| Err(AppError::internal("argon2 panicked")));
+            let phc = std::panic::catch_unwind(|| hash_current(password.as_bytes()))
+                .unwrap_or_else(|_| Err(AppError::internal("argon2 panicked")));
             let _ = done.send(phc);
         }
         Job::Verify(stored, password, done) => {
@@ -299,6 +295,25 @@ fn run(job: Job) {
             let _ = done.send(checked);
         }
     }
+}
+
+/// A PHC string of [`argon2id`] for `password`, with a random 16-byte salt, computed in the
+/// thread's kept memory ([`memory`]): what `argon2id().hash_password` makes.
+fn hash_current(password: &[u8]) -> AppResult<String> {
+    use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+    let argon = argon2id();
+    let failed = |e: &dyn std::fmt::Display| AppError::internal(format!("argon2: {e}"));
+    let salt_bytes = random_bytes(16)?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    memory::hash_into(&argon, password, &salt_bytes, &mut out).map_err(|e| failed(&e))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(argon.params()).map_err(|e| failed(&e))?,
+        salt: Some(Salt::new(&salt_bytes).map_err(|e| failed(&e))?),
+        hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+    };
+    Ok(phc.to_string())
 }
 
 /// One hashing thread: the queued jobs, one after the other, until the hasher is gone.

@@ -154,20 +154,6 @@ pub async fn prune_passed(
     .await
 }
 
-/// Forgets the counted attempts of an identity (its password was just proved right).
-pub async fn clear_attempts(
-    conn: &mut AsyncPgConnection,
-    app_id: &str,
-    kind: &str,
-    external_id: &str,
-) -> QueryResult<()> {
-    use super::schema::login_failures as lf;
-    diesel::delete(lf::table.find((app_id, kind, external_id)))
-        .execute(conn)
-        .await
-        .map(drop)
-}
-
 /// Replaces an identity's password hash with a stronger one, only if it still holds `old`
 /// (a password set meanwhile wins). Neither the profile's version nor `updated_at` moves: the
 /// password is the same. Returns whether it was replaced.

@@ -4,7 +4,7 @@
 //! (the transaction's time); a login moves neither (it only records `last_login_at` and counts).
 
 use diesel::prelude::*;
-use diesel::sql_types::{Nullable, Timestamptz};
+use diesel::sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -105,25 +105,30 @@ pub async fn enable(
 }
 
 /// Records a successful login of an active profile: `last_login_at` now, `login_count` + 1
-/// (saturating). Neither `version` nor `updated_at` moves. `None` when the profile is gone or
-/// not active.
+/// (saturating); and clears the counted failed attempts of the identity it logged in with
+/// (`kind`, `external_id`), whether or not the profile is still active (the password was
+/// right). One statement. Neither `version` nor `updated_at` moves. `None` when the profile is
+/// gone or not active.
 pub async fn record_login(
     conn: &mut AsyncPgConnection,
     app_id: &str,
     profile_id: Uuid,
+    kind: &str,
+    external_id: &str,
 ) -> QueryResult<Option<Profile>> {
-    let target = profiles::table
-        .find((app_id, profile_id))
-        .filter(profiles::status.eq(ACTIVE));
-    diesel::update(target)
-        .set((
-            profiles::last_login_at.eq(now_or_null()),
-            profiles::login_count.eq(diesel::dsl::sql::<diesel::sql_types::Integer>(
-                "CASE WHEN login_count < 2147483647 THEN login_count + 1 ELSE login_count END",
-            )),
-        ))
-        .returning(Profile::as_returning())
-        .get_result(conn)
-        .await
-        .optional()
+    diesel::sql_query(
+        "WITH cleared AS ( \
+           DELETE FROM login_failures WHERE app_id = $1 AND kind = $3 AND external_id = $4) \
+         UPDATE profiles SET last_login_at = now(), login_count = \
+           CASE WHEN login_count < 2147483647 THEN login_count + 1 ELSE login_count END \
+         WHERE app_id = $1 AND profile_id = $2 AND status = 'ACTIVE' \
+         RETURNING profiles.*",
+    )
+    .bind::<Text, _>(app_id)
+    .bind::<SqlUuid, _>(profile_id)
+    .bind::<Text, _>(kind)
+    .bind::<Text, _>(external_id)
+    .get_result(conn)
+    .await
+    .optional()
 }

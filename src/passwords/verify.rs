@@ -17,7 +17,7 @@
 
 pub mod foreign;
 
-use argon2::{PasswordHash, PasswordVerifier};
+use argon2::PasswordHash;
 
 /// Largest argon2 memory cost a stored hash may ask for: 256 MiB (in KiB).
 pub const ARGON2_MAX_M_KIB: u32 = 256 * 1024;
@@ -143,8 +143,28 @@ fn argon2_params(stored: &str) -> Result<(PasswordHash, argon2::Params), Refused
 
 fn argon2(stored: &str, password: &[u8]) -> Result<Verification, Refused> {
     let (hash, params) = argon2_params(stored)?;
-    // The algorithm, version and parameters come from the hash itself.
-    let matches = super::argon2id().verify_password(password, &hash).is_ok();
+    // The algorithm, version and parameters come from the hash itself (as the crate's own
+    // verify_password takes them), computed in the thread's kept memory.
+    let malformed = |e: &dyn std::fmt::Display| Refused::Malformed(e.to_string());
+    let algorithm =
+        argon2::Algorithm::try_from(hash.algorithm.as_str()).map_err(|e| malformed(&e))?;
+    let version = hash
+        .version
+        .map(argon2::Version::try_from)
+        .transpose()
+        .map_err(|e| malformed(&e))?
+        .unwrap_or_default();
+    let matches = match (&hash.salt, &hash.hash) {
+        (Some(salt), Some(expected)) => {
+            let argon = argon2::Argon2::new(algorithm, version, params.clone());
+            let mut out = vec![0u8; expected.len()];
+            super::memory::hash_into(&argon, password, salt, &mut out)
+                .map_err(|e| malformed(&e))?;
+            // Output's equality is constant-time.
+            argon2::password_hash::phc::Output::new(&out).is_ok_and(|o| &o == expected)
+        }
+        _ => false,
+    };
     let current = super::argon2id();
     let current = current.params();
     let outdated = hash.algorithm.as_str() != "argon2id"

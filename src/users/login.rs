@@ -108,13 +108,18 @@ pub async fn verify_password(
     } else {
         None
     };
-    // Three statements that need no transaction: each is right on its own, whatever happens to
-    // the others (a cleared count stays cleared: the password was right).
+    // Statements that need no transaction: each is right on its own, whatever happens to the
+    // others (a cleared count stays cleared: the password was right).
     let mut conn = get_conn(pool).await?;
-    db::logins::clear_attempts(&mut conn, &caller.app_id, kind.as_str(), &key).await?;
-    let Some(profile) =
-        db::profile_updates::record_login(&mut conn, &caller.app_id, profile_id).await?
-    else {
+    let recorded = db::profile_updates::record_login(
+        &mut conn,
+        &caller.app_id,
+        profile_id,
+        kind.as_str(),
+        &key,
+    )
+    .await?;
+    let Some(profile) = recorded else {
         if db::profiles::is_disabled(&mut conn, &caller.app_id, profile_id).await? {
             return Err(AppError::UserDisabled);
         }
