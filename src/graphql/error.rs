@@ -33,6 +33,11 @@ impl LogOnce {
     }
 }
 
+/// Logs the request's later failures at debug level only: its answer is decided already.
+pub(crate) fn quiet() {
+    let _ = LOGGED.try_with(|logged| logged.store(true, Ordering::Relaxed));
+}
+
 /// Whether this failure is the first of its request (always, outside a request).
 fn first_failure() -> bool {
     LOGGED

@@ -5,13 +5,13 @@
 //! The budget is charged where sizes multiply: each list resolver charges the bytes its items
 //! will take in the response (the selected fields of each user, as they are produced), so a
 //! request that would go past it stops at the first list that does. A root field that has not
-//! started by then is refused by its guard ([`super::guard`]); one already waiting for the
-//! request's connection loads at most its one page, which its list resolver then refuses: past
-//! the budget, a request holds at most one page more. The HTTP layer then answers
+//! started by then is refused by its guard ([`super::guard`]), and one already waiting for the
+//! request's connection gets none: it runs no statement. The HTTP layer then answers
 //! `RESPONSE_TOO_LARGE` in place of the response, and it also counts the bytes as it
 //! serialises, so no response body ever exceeds the budget.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_graphql::parser::types::{
@@ -67,7 +67,7 @@ fn collect_keys<'d>(
 pub struct Budget {
     limit: usize,
     used: AtomicUsize,
-    exceeded: AtomicBool,
+    exceeded: Arc<AtomicBool>,
 }
 
 impl Budget {
@@ -76,8 +76,14 @@ impl Budget {
         Budget {
             limit,
             used: AtomicUsize::new(0),
-            exceeded: AtomicBool::new(false),
+            exceeded: Arc::default(),
         }
+    }
+
+    /// The flag set once the budget is exceeded (for the request's database handle: statements
+    /// still waiting then do not run).
+    pub fn exceeded_flag(&self) -> Arc<AtomicBool> {
+        self.exceeded.clone()
     }
 
     /// The limit, in bytes.
@@ -90,6 +96,8 @@ impl Budget {
         let before = self.used.fetch_add(bytes, Ordering::Relaxed);
         if self.exceeded.load(Ordering::Relaxed) || before.saturating_add(bytes) > self.limit {
             self.exceeded.store(true, Ordering::Relaxed);
+            // What fails after this (fields whose statements will not run) is not news.
+            super::error::quiet();
             return Err(too_large(self.limit));
         }
         Ok(())

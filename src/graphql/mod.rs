@@ -196,8 +196,8 @@ pub fn prepare(request: Request, caller: Caller, db: &Db, max_response_bytes: us
     let spawner = move |fut| {
         tokio::spawn(REQUEST_ID.scope(request_id.clone(), loader_log.clone().scope(fut)))
     };
-    let db = db.for_request(&caller.app_id);
     let budget = Arc::new(limits::Budget::new(max_response_bytes));
+    let db = db.for_request(&caller.app_id, budget.exceeded_flag());
     let request = request
         .data(caller)
         .data(budget.clone())

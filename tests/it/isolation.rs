@@ -219,7 +219,7 @@ async fn one_app_holds_at_most_its_share_of_the_pool() {
 #[tokio::test]
 async fn a_request_holds_one_connection_at_a_time() {
     let t = TestApp::new().await;
-    let request = t.db.for_request("a");
+    let request = t.db.for_request("a", Default::default());
     let held = request.conn().await.unwrap();
     // A clone is the same request: its checkout waits for the first connection to come back.
     let again = request.clone();
@@ -231,7 +231,12 @@ async fn a_request_holds_one_connection_at_a_time() {
         "the second checkout waits while the first connection is held"
     );
     // Another request of the same app is not held up.
-    drop(t.db.for_request("a").conn().await.expect("another request"));
+    drop(
+        t.db.for_request("a", Default::default())
+            .conn()
+            .await
+            .expect("another request"),
+    );
     drop(held);
     second
         .await
@@ -247,7 +252,11 @@ struct Plan {
 
 /// The plan PostgreSQL picks for `sql` on a connection of app `a`'s request.
 async fn plan(t: &TestApp, sql: &str) -> String {
-    let mut conn = t.db.for_request("a").conn().await.unwrap();
+    let mut conn =
+        t.db.for_request("a", Default::default())
+            .conn()
+            .await
+            .unwrap();
     let lines: Vec<Plan> = diesel::sql_query(format!("EXPLAIN {sql}"))
         .load(&mut *conn)
         .await

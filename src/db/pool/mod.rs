@@ -16,7 +16,7 @@ pub use handle::{DbConn, DbPool, get_conn};
 pub use scope::Scope;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use deadpool::managed::{Object, Pool, TimeoutType};
@@ -82,6 +82,8 @@ pub struct Db {
     acquire_timeout: Duration,
     /// For a request's handle (and its clones): the one connection it may hold at a time.
     turn: Option<Arc<Semaphore>>,
+    /// For a request's handle: set once the request no longer wants its work done.
+    abandoned: Option<Arc<AtomicBool>>,
 }
 
 /// Counts the statements a connection runs (each query, BEGIN and COMMIT), once they finish.
@@ -151,6 +153,7 @@ impl Db {
             scope: Scope::Server,
             acquire_timeout: settings.acquire_timeout,
             turn: None,
+            abandoned: None,
         })
     }
 
@@ -166,10 +169,13 @@ impl Db {
     /// The handle of one request of `app_id`: scoped to the app, and holding one connection
     /// at a time (its clones share that one turn). Nothing on it may hold a connection while
     /// it waits for another; a service that needs two statements together takes one
-    /// connection and passes it on ([`DbPool::Conn`]).
-    pub fn for_request(&self, app_id: &str) -> Db {
+    /// connection and passes it on ([`DbPool::Conn`]). Once `abandoned` is set (the request's
+    /// answer is decided, say it is refused as too large), checkouts that were waiting for
+    /// their turn fail instead of running their statements.
+    pub fn for_request(&self, app_id: &str, abandoned: Arc<AtomicBool>) -> Db {
         Db {
             turn: Some(Arc::new(Semaphore::new(1))),
+            abandoned: Some(abandoned),
             ..self.scoped(app_id)
         }
     }
@@ -183,16 +189,23 @@ impl Db {
     /// timeout.
     pub async fn conn(&self) -> Result<Conn, PoolError> {
         let turn = match &self.turn {
-            Some(turn) => Some(match turn.clone().try_acquire_owned() {
-                Ok(turn) => turn,
-                Err(_) => tokio::time::timeout(self.acquire_timeout, turn.clone().acquire_owned())
+            // Waiting for its own request's turn is not waiting for the pool: no acquire
+            // timeout here (the request's deadline still bounds it).
+            Some(turn) => Some(
+                turn.clone()
+                    .acquire_owned()
                     .await
-                    .ok()
-                    .and_then(Result::ok)
-                    .ok_or(PoolError::Timeout(TimeoutType::Wait))?,
-            }),
+                    .map_err(|_| PoolError::Closed)?,
+            ),
             None => None,
         };
+        if self
+            .abandoned
+            .as_ref()
+            .is_some_and(|a| a.load(Ordering::Relaxed))
+        {
+            return Err(PoolError::Closed);
+        }
         let share = match &self.scope {
             Scope::App(app) => Some(
                 self.shares
