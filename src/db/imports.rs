@@ -308,18 +308,30 @@ async fn attach_identities(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let stored: Vec<StoredIdentity> = identities::table
+    let stored = identities_of(app_id)
+        .filter(identities::profile_id.eq_any(ids))
+        .load(conn)
+        .await?;
+    Ok(with_identities(found, stored))
+}
+
+/// The app's identities in profile order, for the caller to narrow to the profiles it holds.
+fn identities_of(
+    app_id: &str,
+) -> identities::BoxedQuery<
+    '_,
+    diesel::pg::Pg,
+    diesel::dsl::SqlTypeOf<diesel::dsl::AsSelect<StoredIdentity, diesel::pg::Pg>>,
+> {
+    identities::table
         .filter(identities::app_id.eq(app_id))
-        .filter(identities::profile_id.eq_any(&ids))
         .order((
             identities::profile_id,
             identities::kind,
             identities::external_auth_type,
         ))
         .select(StoredIdentity::as_select())
-        .load(conn)
-        .await?;
-    Ok(with_identities(found, stored))
+        .into_boxed()
 }
 
 /// Up to `limit` profiles of the app after `after` in profile id order, with their identities:
@@ -340,22 +352,13 @@ pub async fn export_page(
         query = query.filter(profiles::profile_id.gt(after));
     }
     let found: Vec<Profile> = query.load(conn).await?;
-    let mut ids = found.iter().map(|p| p.profile_id);
-    let (Some(first), Some(last)) = (ids.next(), found.iter().map(|p| p.profile_id).next_back())
-    else {
+    let (Some(first), Some(last)) = (found.as_slice().first(), found.as_slice().last()) else {
         return Ok(Vec::new());
     };
     // The page's identities are those of its id range: one index range, however many.
-    let stored: Vec<StoredIdentity> = identities::table
-        .filter(identities::app_id.eq(app_id))
-        .filter(identities::profile_id.ge(first))
-        .filter(identities::profile_id.le(last))
-        .order((
-            identities::profile_id,
-            identities::kind,
-            identities::external_auth_type,
-        ))
-        .select(StoredIdentity::as_select())
+    let stored = identities_of(app_id)
+        .filter(identities::profile_id.ge(first.profile_id))
+        .filter(identities::profile_id.le(last.profile_id))
         .load(conn)
         .await?;
     Ok(with_identities(found, stored))
