@@ -28,47 +28,6 @@ use crate::error::{AppError, AppResult};
 /// Most messages one [`Worker::tick`] handles before it looks at its shutdown signal again.
 const TICK_MESSAGES: usize = 16;
 
-/// What a message is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A password reset link.
-    PasswordReset,
-    /// Welcome mail of `notificationTemplateId`.
-    AccountCreated,
-    /// Confirmation that a self-service deletion happened.
-    AccountDeleted,
-    /// Notice that the password was changed.
-    PasswordChanged,
-    /// Notice to an old email address that changeIdentity replaced it.
-    IdentityChanged,
-}
-
-impl Kind {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::PasswordReset => "PASSWORD_RESET",
-            Kind::AccountCreated => "ACCOUNT_CREATED",
-            Kind::AccountDeleted => "ACCOUNT_DELETED",
-            Kind::PasswordChanged => "PASSWORD_CHANGED",
-            Kind::IdentityChanged => "IDENTITY_CHANGED",
-        }
-    }
-
-    /// The kind a stored name stands for.
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Kind::PasswordReset,
-            Kind::AccountCreated,
-            Kind::AccountDeleted,
-            Kind::PasswordChanged,
-            Kind::IdentityChanged,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
-}
-
 /// Keeps renewing a claim's lease until it is dropped.
 struct Renewal(JoinHandle<()>);
 

@@ -14,9 +14,9 @@ use diesel_async::AsyncConnection;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+use super::Kind;
 use super::MailSettings;
 use super::envelope;
-use super::outbox::Kind;
 use super::params::StoredParams;
 use super::templates::{self, Builtin, TemplateSource};
 use super::transport::OutgoingMail;

@@ -21,9 +21,9 @@ use std::collections::HashMap;
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
+use super::Kind;
 use super::MailSettings;
 use super::envelope::{self, Refusal};
-use super::outbox::Kind;
 use super::params::StoredParams;
 use crate::db::models::{App, IdentityKind, NewOutboxMessage, OutboxMessage};
 use crate::db::{self};

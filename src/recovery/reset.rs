@@ -15,7 +15,7 @@ use crate::error::{AppError, AppResult};
 use crate::links::{self, new_token};
 use crate::mail::params::{self, ServiceParams, StoredParams};
 use crate::mail::queue::{NewMail, OverLimit, queue};
-use crate::mail::{MailSettings, outbox::Kind};
+use crate::mail::{Kind, MailSettings};
 use crate::passwords::{Hasher, MAX_PASSWORD_BYTES, Policy};
 use crate::users::status::refuse_disabled;
 use crate::users::{audit, caller_app, parse_profile_id};

@@ -13,7 +13,7 @@ use crate::error::{AppError, AppResult, DeadLink};
 use crate::links::{hash_token, plausible_token};
 use crate::mail::params::StoredParams;
 use crate::mail::queue::{NewMail, OverLimit, queue};
-use crate::mail::{MailSettings, outbox::Kind};
+use crate::mail::{Kind, MailSettings};
 use crate::passwords::{Hasher, MAX_PASSWORD_BYTES, Policy};
 
 /// A live token of `purpose`, or why it is not.

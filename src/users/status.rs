@@ -14,7 +14,7 @@ use crate::auth::Caller;
 use crate::db::models::Profile;
 use crate::db::{self, DbPool, get_conn};
 use crate::error::{AppError, AppResult};
-use crate::mail::outbox::Kind;
+use crate::mail::Kind;
 use crate::normalise;
 
 /// Longest `disabledReason`, in characters.
