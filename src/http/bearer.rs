@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::graphql::error_response;
+use super::error_body::error_response;
 use super::request::BodyLimit;
 use crate::auth::jwt::Verifier;
 use crate::auth::{Caller, scopes};

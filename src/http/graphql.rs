@@ -33,31 +33,12 @@ use super::AppState;
 use super::bearer::{Authenticated, Unauthenticated};
 use super::complete::{self, OutputTypes};
 use super::documents::{Document, Documents, selected_operation};
+use super::error_body::error_with;
 use super::known::KnownRequests;
 use super::request::{self, JsonRequest, Refused};
 use super::unknown_fields::{InputTypes, name_unknown_fields};
 use crate::auth::Caller;
 use crate::graphql::{self, AppSchema, Limits};
-use crate::telemetry::current_request_id;
-
-/// A response with a GraphQL-shaped error body.
-pub fn error_response(status: StatusCode, message: &str, code: &str) -> Response {
-    error_with(status, message, json!({ "code": code }))
-}
-
-/// An error response with these extensions (and the request id on a server error).
-fn error_with(status: StatusCode, message: &str, mut ext: serde_json::Value) -> Response {
-    if status.is_server_error()
-        && let Some(id) = current_request_id()
-    {
-        ext["requestId"] = json!(id);
-    }
-    let body = json!({ "errors": [{ "message": message, "extensions": ext }] });
-    let mut resp = (status, axum::Json(body)).into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    resp
-}
 
 /// What `/graphql` runs requests with: the schema, the parse cache, the validation shortcut
 /// (when on), the output types the responses are shaped by, and the deadline.

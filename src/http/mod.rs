@@ -11,6 +11,7 @@
 pub mod bearer;
 pub mod complete;
 pub mod documents;
+pub mod error_body;
 pub mod field_metrics;
 pub mod graphiql;
 pub mod graphql;
@@ -204,7 +205,7 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
         request_id = %current_request_id().unwrap_or_default(),
         "a handler panicked"
     );
-    graphql::error_response(
+    error_body::error_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal server error",
         "INTERNAL_SERVER_ERROR",

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::AppState;
-use super::graphql::error_response;
+use super::error_body::error_response;
 
 /// A request refused for its shape: HTTP 4xx with a GraphQL-shaped body, code `BAD_REQUEST`.
 #[derive(Debug)]
