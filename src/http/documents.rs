@@ -4,7 +4,7 @@
 //! walks over a document that the request path needs: the operation a request runs, and the
 //! fields a selection set selects through its fragments.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_graphql::parser::Positioned;
@@ -20,6 +20,8 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Longest document text kept.
 const MAX_TEXT: usize = 16 * 1024;
+/// Most fingerprints remembered per document.
+const MAX_PASSED: usize = 64;
 
 /// A parsed document, and what the validation shortcut remembers about it.
 #[derive(Debug)]
@@ -27,14 +29,32 @@ pub struct Document {
     /// The document.
     pub parsed: ExecutableDocument,
     /// The requests of this document that passed full validation (see [`super::known`]).
-    pub passed: super::known::Passed,
+    pub passed: Passed,
 }
 
 impl Document {
     fn new(parsed: ExecutableDocument) -> Self {
         Document {
             parsed,
-            passed: super::known::Passed::default(),
+            passed: Passed::default(),
+        }
+    }
+}
+
+/// The requests of one document that passed full validation, by fingerprint (see
+/// [`super::known`]).
+#[derive(Debug, Default)]
+pub struct Passed(Mutex<HashSet<String>>);
+
+impl Passed {
+    pub(super) fn contains(&self, key: &str) -> bool {
+        lock(&self.0).contains(key)
+    }
+
+    pub(super) fn insert(&self, key: String) {
+        let mut passed = lock(&self.0);
+        if passed.len() < MAX_PASSED {
+            passed.insert(key);
         }
     }
 }
@@ -142,5 +162,17 @@ mod tests {
                 .is_ok()
         );
         assert_eq!(docs.len(), 1, "long documents are parsed but not kept");
+    }
+
+    #[test]
+    fn passed_keys_are_remembered_within_the_bound() {
+        let passed = Passed::default();
+        assert!(!passed.contains("k"));
+        passed.insert("k".into());
+        assert!(passed.contains("k"));
+        for i in 0..2 * MAX_PASSED {
+            passed.insert(format!("k{i}"));
+        }
+        assert_eq!(lock(&passed.0).len(), MAX_PASSED);
     }
 }

@@ -18,37 +18,15 @@
 //! mode runs those rules, against the same limits), so a page size given in a variable is
 //! priced every time.
 
-use std::collections::HashSet;
-use std::sync::Mutex;
-
 use async_graphql::parser::Positioned;
 use async_graphql::parser::types::{BaseType, OperationDefinition, Type};
 use async_graphql::{Request, Response, Schema, Value, Variables};
 
-use super::documents::{Document, lock};
+use super::documents::Document;
 use crate::graphql::AppSchema;
 
-/// Most fingerprints remembered per document.
-const MAX_PASSED: usize = 64;
 /// Longest fingerprint remembered.
 const MAX_FINGERPRINT: usize = 512;
-
-/// The requests of one document that passed full validation, by fingerprint.
-#[derive(Debug, Default)]
-pub struct Passed(Mutex<HashSet<String>>);
-
-impl Passed {
-    fn contains(&self, key: &str) -> bool {
-        lock(&self.0).contains(key)
-    }
-
-    fn insert(&self, key: String) {
-        let mut passed = lock(&self.0);
-        if passed.len() < MAX_PASSED {
-            passed.insert(key);
-        }
-    }
-}
 
 /// The fast-validating twin of the schema, for known requests.
 pub struct KnownRequests {
@@ -215,17 +193,5 @@ mod tests {
             ),
             None
         );
-    }
-
-    #[test]
-    fn passed_keys_are_remembered_within_the_bound() {
-        let passed = Passed::default();
-        assert!(!passed.contains("k"));
-        passed.insert("k".into());
-        assert!(passed.contains("k"));
-        for i in 0..2 * MAX_PASSED {
-            passed.insert(format!("k{i}"));
-        }
-        assert_eq!(lock(&passed.0).len(), MAX_PASSED);
     }
 }
