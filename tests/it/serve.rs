@@ -128,8 +128,8 @@ pub fn listening(line: &str) -> Option<String> {
     (v["message"] == "usersvc is listening").then(|| v["address"].as_str().map(str::to_owned))?
 }
 
-/// `GET /graphql` as a browser asks for it: the GraphiQL page.
-async fn graphiql_page(base: &str) -> String {
+/// `GET /graphql` as a browser asks for it: the GraphiQL page, answered with 200.
+async fn graphiql_page(base: &str) -> reqwest::Response {
     let resp = reqwest::Client::new()
         .get(format!("{base}/graphql"))
         .header("accept", "text/html")
@@ -137,7 +137,7 @@ async fn graphiql_page(base: &str) -> String {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    resp.text().await.unwrap()
+    resp
 }
 
 #[tokio::test]
@@ -163,7 +163,7 @@ async fn with_json_logs_every_line_is_json_and_request_lines_carry_the_request_i
         .unwrap()
         .to_owned();
     // A real key is configured: the page carries no token.
-    let page = graphiql_page(&base).await;
+    let page = graphiql_page(&base).await.text().await.unwrap();
     assert!(!page.contains("usersvc-dev-token"), "{page}");
 
     let lines = serve.stop().await;
@@ -288,12 +288,7 @@ async fn the_banner_command_works_as_printed_and_graphiql_starts_with_the_develo
     }
 
     // GraphiQL starts with the development token, from a page no cache keeps.
-    let resp = reqwest::Client::new()
-        .get(format!("{base}/graphql"))
-        .header("accept", "text/html")
-        .send()
-        .await
-        .unwrap();
+    let resp = graphiql_page(&base).await;
     assert_eq!(resp.headers()["cache-control"], "no-store");
     let page = resp.text().await.unwrap();
     assert!(
