@@ -390,3 +390,36 @@ async fn outdated_hashes_are_upgraded_and_hostile_ones_refused() {
         .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_login_record_is_prepared_once_per_connection() {
+    let t = TestApp::new().await;
+    let id: uuid::Uuid = make_user(&t, "a", "ann@example.com").await.parse().unwrap();
+    let mut conn = t.db.scoped("a").conn().await.unwrap();
+    for count in 1..=2 {
+        let profile = usersvc::db::profile_updates::record_login(
+            &mut conn,
+            "a",
+            id,
+            "EMAIL",
+            "ann@example.com",
+        )
+        .await
+        .unwrap()
+        .expect("an active profile is recorded");
+        assert_eq!(profile.login_count, count);
+        assert!(profile.last_login_at.is_some());
+    }
+    #[derive(QueryableByName)]
+    struct Prepared {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let prepared: Prepared = diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE 'WITH cleared AS%'",
+    )
+    .get_result(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(prepared.n, 1, "one prepared statement, used twice");
+}
