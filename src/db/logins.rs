@@ -9,13 +9,12 @@
 //! instance of the server. A correct password removes the row; failures prune rows whose window
 //! has passed.
 
-use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 use diesel::sql_types::{Integer, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::fixed::fixed;
 use super::rendered::RenderOnce;
 use super::schema::identities;
 
@@ -54,59 +53,11 @@ pub async fn find_credential(
         .optional()
 }
 
-/// The statement that counts an attempt, as a query type of its own with a static query id,
-/// so that diesel prepares it once per connection (an `sql_query` would be parsed and planned
-/// on every login).
-struct CountAttempt<'a> {
-    app_id: &'a str,
-    kind: &'a str,
-    external_id: &'a str,
-    max_failures: i32,
-    window_minutes: i32,
-}
-
-/// The static query id of [`CountAttempt`].
-struct CountAttemptId;
-
-impl QueryId for CountAttempt<'_> {
-    type QueryId = CountAttemptId;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl Query for CountAttempt<'_> {
-    type SqlType = Integer;
-}
-
-impl QueryFragment<Pg> for CountAttempt<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        // The window is live while it started less than window_minutes ago.
-        let live = |out: &mut AstPass<'_, 'b, Pg>| -> QueryResult<()> {
-            out.push_sql("f.window_started_at > now() - make_interval(mins => ");
-            out.push_bind_param::<Integer, _>(&self.window_minutes)?;
-            out.push_sql(")");
-            Ok(())
-        };
-        out.push_sql(
-            "INSERT INTO login_failures AS f (app_id, kind, external_id, failures, window_started_at) VALUES (",
-        );
-        out.push_bind_param::<Text, _>(self.app_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(self.kind)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(self.external_id)?;
-        out.push_sql(
-            ", 1, now()) ON CONFLICT (app_id, kind, external_id) DO UPDATE SET failures = CASE WHEN ",
-        );
-        live(&mut out)?;
-        out.push_sql(" THEN f.failures + 1 ELSE 1 END, window_started_at = CASE WHEN ");
-        live(&mut out)?;
-        out.push_sql(" THEN f.window_started_at ELSE now() END WHERE NOT (");
-        live(&mut out)?;
-        out.push_sql(") OR f.failures < ");
-        out.push_bind_param::<Integer, _>(&self.max_failures)?;
-        out.push_sql(" RETURNING f.failures");
-        Ok(())
-    }
+/// The count [`count_attempt`] returns.
+#[derive(QueryableByName)]
+struct Failures {
+    #[diesel(sql_type = Integer)]
+    failures: i32,
 }
 
 /// Counts an attempt on an identity; returns the count in the current window including this
@@ -120,15 +71,28 @@ pub async fn count_attempt(
     max_failures: i32,
     window_minutes: i32,
 ) -> QueryResult<Option<i32>> {
-    CountAttempt {
-        app_id,
-        kind,
-        external_id,
-        max_failures,
-        window_minutes,
-    }
-    .get_result(conn)
+    // The window is live while it started less than window_minutes ($4) ago.
+    fixed(
+        "INSERT INTO login_failures AS f (app_id, kind, external_id, failures, window_started_at) \
+         VALUES ($1, $2, $3, 1, now()) \
+         ON CONFLICT (app_id, kind, external_id) DO UPDATE SET \
+           failures = CASE WHEN f.window_started_at > now() - make_interval(mins => $4) \
+                           THEN f.failures + 1 ELSE 1 END, \
+           window_started_at = CASE WHEN f.window_started_at > now() - make_interval(mins => $4) \
+                                    THEN f.window_started_at ELSE now() END \
+         WHERE NOT (f.window_started_at > now() - make_interval(mins => $4)) OR f.failures < $5 \
+         RETURNING f.failures",
+        |q| {
+            q.bind::<Text, _>(app_id)
+                .bind::<Text, _>(kind)
+                .bind::<Text, _>(external_id)
+                .bind::<Integer, _>(window_minutes)
+                .bind::<Integer, _>(max_failures)
+        },
+    )
+    .get_result::<Failures>(conn)
     .await
+    .map(|f| f.failures)
     .optional()
 }
 
@@ -141,15 +105,14 @@ pub async fn prune_passed(
     app_id: &str,
     window_minutes: i32,
 ) -> QueryResult<usize> {
-    diesel::sql_query(
+    fixed(
         "DELETE FROM login_failures \
           WHERE (app_id, kind, external_id) IN ( \
                  SELECT app_id, kind, external_id FROM login_failures \
                   WHERE app_id = $1 AND window_started_at <= now() - make_interval(mins => $2) \
                   LIMIT 4 FOR UPDATE SKIP LOCKED)",
+        |q| q.bind::<Text, _>(app_id).bind::<Integer, _>(window_minutes),
     )
-    .bind::<Text, _>(app_id)
-    .bind::<Integer, _>(window_minutes)
     .execute(conn)
     .await
 }

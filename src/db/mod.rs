@@ -7,6 +7,7 @@
 pub mod apps;
 pub mod audit;
 pub mod embedded;
+mod fixed;
 pub mod identities;
 pub mod imports;
 pub mod logins;

@@ -3,13 +3,12 @@
 //! Every change of a profile or its identities moves `version` by one and sets `updated_at`
 //! (the transaction's time); a login moves neither (it only records `last_login_at` and counts).
 
-use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Nullable, Text, Timestamptz, Untyped, Uuid as SqlUuid};
+use diesel::sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::fixed::fixed;
 use super::models::{ACTIVE, DISABLED, Profile, ProfileChanges};
 use super::schema::profiles;
 
@@ -118,57 +117,21 @@ pub async fn record_login(
     kind: &str,
     external_id: &str,
 ) -> QueryResult<Option<Profile>> {
-    RecordLogin {
-        app_id,
-        profile_id,
-        kind,
-        external_id,
-    }
+    fixed(
+        "WITH cleared AS ( \
+           DELETE FROM login_failures WHERE app_id = $1 AND kind = $3 AND external_id = $4) \
+         UPDATE profiles SET last_login_at = now(), login_count = \
+           CASE WHEN login_count < 2147483647 THEN login_count + 1 ELSE login_count END \
+         WHERE app_id = $1 AND profile_id = $2 AND status = 'ACTIVE' \
+         RETURNING profiles.*",
+        |q| {
+            q.bind::<Text, _>(app_id)
+                .bind::<SqlUuid, _>(profile_id)
+                .bind::<Text, _>(kind)
+                .bind::<Text, _>(external_id)
+        },
+    )
     .get_result(conn)
     .await
     .optional()
-}
-
-/// The statement of [`record_login`], as a query type of its own with a static query id, so
-/// that diesel prepares it once per connection: as an `sql_query` PostgreSQL parsed and planned
-/// it on every login, which cost more than the rest of the login's statements together.
-struct RecordLogin<'a> {
-    app_id: &'a str,
-    profile_id: Uuid,
-    kind: &'a str,
-    external_id: &'a str,
-}
-
-/// The static query id of [`RecordLogin`].
-struct RecordLoginId;
-
-impl QueryId for RecordLogin<'_> {
-    type QueryId = RecordLoginId;
-    const HAS_STATIC_QUERY_ID: bool = true;
-}
-
-impl Query for RecordLogin<'_> {
-    // Rows are read by column name, as `sql_query`'s are.
-    type SqlType = Untyped;
-}
-
-impl QueryFragment<Pg> for RecordLogin<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("WITH cleared AS (DELETE FROM login_failures WHERE app_id = ");
-        out.push_bind_param::<Text, _>(self.app_id)?;
-        out.push_sql(" AND kind = ");
-        out.push_bind_param::<Text, _>(self.kind)?;
-        out.push_sql(" AND external_id = ");
-        out.push_bind_param::<Text, _>(self.external_id)?;
-        out.push_sql(
-            ") UPDATE profiles SET last_login_at = now(), login_count = \
-             CASE WHEN login_count < 2147483647 THEN login_count + 1 ELSE login_count END \
-             WHERE app_id = ",
-        );
-        out.push_bind_param::<Text, _>(self.app_id)?;
-        out.push_sql(" AND profile_id = ");
-        out.push_bind_param::<SqlUuid, _>(&self.profile_id)?;
-        out.push_sql(" AND status = 'ACTIVE' RETURNING profiles.*");
-        Ok(())
-    }
 }

@@ -11,6 +11,7 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, PoolError as
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use super::PoolError;
+use crate::db::fixed::fixed;
 
 /// What a connection may see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,11 +48,12 @@ impl ScopedConn {
                     .batch_execute("SELECT set_config('usersvc.apps', '*', false)")
                     .await
             }
-            Scope::App(app) => diesel::sql_query("SELECT usersvc_enter($1)")
-                .bind::<Text, _>(app.as_ref())
-                .execute(&mut object.conn)
-                .await
-                .map(drop),
+            Scope::App(app) => fixed("SELECT usersvc_enter($1)", |q| {
+                q.bind::<Text, _>(app.as_ref())
+            })
+            .execute(&mut object.conn)
+            .await
+            .map(drop),
         };
         entered.map_err(|e| PoolError::Backend(ConnError::QueryError(e)))?;
         object.scope = Some(scope.clone());
