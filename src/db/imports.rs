@@ -13,6 +13,7 @@ use diesel::sql_types::{Array, Bool, Double, Jsonb, Nullable, Text, Timestamptz,
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::fixed::fixed;
 use super::models::{DISABLED, Profile};
 use super::schema::{identities, profiles};
 
@@ -69,7 +70,7 @@ pub async fn insert_profiles(
     if rows.is_empty() {
         return Ok(0);
     }
-    diesel::sql_query(
+    fixed(
         "INSERT INTO profiles (app_id, profile_id, user_name, contact_email, country_code, \
            language_code, time_zone_offset, picture_url, is_tester, summary_friend_data, \
            parent_app_id, parent_profile_id, created_at, updated_at, last_login_at, status, \
@@ -80,46 +81,54 @@ pub async fn insert_profiles(
            $8::float8[], $9::text[], $10::bool[], $11::jsonb[], $12::uuid[], \
            $13::timestamptz[], $14::timestamptz[], $15::text[]) \
            AS u(id, un, ce, cc, lc, tz, pu, it, fd, pp, ca, ll, st)",
+        |q| {
+            q.bind::<Text, _>(app_id)
+                .bind::<Nullable<Text>, _>(parent_app_id)
+                .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.profile_id).collect::<Vec<_>>())
+                .bind::<Array<Nullable<Text>>, _>(
+                    rows.iter().map(|r| r.user_name.clone()).collect::<Vec<_>>(),
+                )
+                .bind::<Array<Nullable<Text>>, _>(
+                    rows.iter()
+                        .map(|r| r.contact_email.clone())
+                        .collect::<Vec<_>>(),
+                )
+                .bind::<Array<Nullable<Text>>, _>(
+                    rows.iter()
+                        .map(|r| r.country_code.clone())
+                        .collect::<Vec<_>>(),
+                )
+                .bind::<Array<Nullable<Text>>, _>(
+                    rows.iter()
+                        .map(|r| r.language_code.clone())
+                        .collect::<Vec<_>>(),
+                )
+                .bind::<Array<Nullable<Double>>, _>(
+                    rows.iter().map(|r| r.time_zone_offset).collect::<Vec<_>>(),
+                )
+                .bind::<Array<Nullable<Text>>, _>(
+                    rows.iter()
+                        .map(|r| r.picture_url.clone())
+                        .collect::<Vec<_>>(),
+                )
+                .bind::<Array<Bool>, _>(rows.iter().map(|r| r.is_tester).collect::<Vec<_>>())
+                .bind::<Array<Nullable<Jsonb>>, _>(
+                    rows.iter()
+                        .map(|r| r.summary_friend_data.clone())
+                        .collect::<Vec<_>>(),
+                )
+                .bind::<Array<Nullable<SqlUuid>>, _>(
+                    rows.iter().map(|r| r.parent_profile_id).collect::<Vec<_>>(),
+                )
+                .bind::<Array<Nullable<Timestamptz>>, _>(
+                    rows.iter().map(|r| r.created_at).collect::<Vec<_>>(),
+                )
+                .bind::<Array<Nullable<Timestamptz>>, _>(
+                    rows.iter().map(|r| r.last_login_at).collect::<Vec<_>>(),
+                )
+                .bind::<Array<Text>, _>(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+        },
     )
-    .bind::<Text, _>(app_id)
-    .bind::<Nullable<Text>, _>(parent_app_id)
-    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.profile_id).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.user_name.clone()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(
-        rows.iter()
-            .map(|r| r.contact_email.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<Text>>, _>(
-        rows.iter()
-            .map(|r| r.country_code.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<Text>>, _>(
-        rows.iter()
-            .map(|r| r.language_code.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<Double>>, _>(rows.iter().map(|r| r.time_zone_offset).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(
-        rows.iter()
-            .map(|r| r.picture_url.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Bool>, _>(rows.iter().map(|r| r.is_tester).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Jsonb>>, _>(
-        rows.iter()
-            .map(|r| r.summary_friend_data.clone())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<SqlUuid>>, _>(
-        rows.iter().map(|r| r.parent_profile_id).collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Timestamptz>>, _>(
-        rows.iter().map(|r| r.last_login_at).collect::<Vec<_>>(),
-    )
-    .bind::<Array<Text>, _>(rows.iter().map(|r| r.status).collect::<Vec<_>>())
     .execute(conn)
     .await
 }
@@ -185,15 +194,17 @@ pub async fn audit_imports(
     if events.is_empty() {
         return Ok(0);
     }
-    diesel::sql_query(
+    fixed(
         "INSERT INTO audit_events (app_id, profile_id, actor, operation, details, request_id) \
          SELECT $1, p, $2, 'import', d, $3 FROM unnest($4::uuid[], $5::jsonb[]) AS u(p, d)",
+        |q| {
+            q.bind::<Text, _>(app_id)
+                .bind::<Text, _>(actor)
+                .bind::<Nullable<Text>, _>(request_id)
+                .bind::<Array<SqlUuid>, _>(events.iter().map(|(p, _)| *p).collect::<Vec<_>>())
+                .bind::<Array<Jsonb>, _>(events.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>())
+        },
     )
-    .bind::<Text, _>(app_id)
-    .bind::<Text, _>(actor)
-    .bind::<Nullable<Text>, _>(request_id)
-    .bind::<Array<SqlUuid>, _>(events.iter().map(|(p, _)| *p).collect::<Vec<_>>())
-    .bind::<Array<Jsonb>, _>(events.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>())
     .execute(conn)
     .await
 }
@@ -208,7 +219,7 @@ pub async fn update_profile(
     row: &ImportedProfile,
 ) -> QueryResult<bool> {
     let disabled = row.status == DISABLED;
-    let n = diesel::sql_query(
+    let n = fixed(
         "UPDATE profiles SET user_name = $3, contact_email = $4, country_code = $5, \
            language_code = $6, time_zone_offset = $7, picture_url = $8, is_tester = $9, \
            summary_friend_data = $10, parent_app_id = CASE WHEN $11::uuid IS NOT NULL THEN $12 END, \
@@ -218,23 +229,8 @@ pub async fn update_profile(
            disabled_reason = CASE WHEN $16 THEN disabled_reason END, \
            version = version + 1, updated_at = now() \
          WHERE app_id = $1 AND profile_id = $2",
-    )
-    .bind::<Text, _>(app_id)
-    .bind::<SqlUuid, _>(row.profile_id)
-    .bind::<Nullable<Text>, _>(row.user_name.as_deref())
-    .bind::<Nullable<Text>, _>(row.contact_email.as_deref())
-    .bind::<Nullable<Text>, _>(row.country_code.as_deref())
-    .bind::<Nullable<Text>, _>(row.language_code.as_deref())
-    .bind::<Nullable<Double>, _>(row.time_zone_offset)
-    .bind::<Nullable<Text>, _>(row.picture_url.as_deref())
-    .bind::<Bool, _>(row.is_tester)
-    .bind::<Nullable<Jsonb>, _>(row.summary_friend_data.as_ref())
-    .bind::<Nullable<SqlUuid>, _>(row.parent_profile_id)
-    .bind::<Nullable<Text>, _>(parent_app_id)
-    .bind::<Nullable<Timestamptz>, _>(row.created_at)
-    .bind::<Nullable<Timestamptz>, _>(row.last_login_at)
-    .bind::<Text, _>(row.status)
-    .bind::<Bool, _>(disabled)
+|q| { q.bind::<Text, _>(app_id).bind::<SqlUuid, _>(row.profile_id).bind::<Nullable<Text>, _>(row.user_name.as_deref()).bind::<Nullable<Text>, _>(row.contact_email.as_deref()).bind::<Nullable<Text>, _>(row.country_code.as_deref()).bind::<Nullable<Text>, _>(row.language_code.as_deref()).bind::<Nullable<Double>, _>(row.time_zone_offset).bind::<Nullable<Text>, _>(row.picture_url.as_deref()).bind::<Bool, _>(row.is_tester).bind::<Nullable<Jsonb>, _>(row.summary_friend_data.as_ref()).bind::<Nullable<SqlUuid>, _>(row.parent_profile_id).bind::<Nullable<Text>, _>(parent_app_id).bind::<Nullable<Timestamptz>, _>(row.created_at).bind::<Nullable<Timestamptz>, _>(row.last_login_at).bind::<Text, _>(row.status).bind::<Bool, _>(disabled) },
+)
     .execute(conn)
     .await?;
     Ok(n == 1)
@@ -262,16 +258,18 @@ pub async fn identity_owners(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let owners: Vec<Owner> = diesel::sql_query(
+    let owners: Vec<Owner> = fixed(
         "SELECT i.kind, i.external_auth_type, i.external_id, i.profile_id FROM identities i \
          JOIN unnest($2::text[], $3::text[], $4::text[]) AS u(k, e, x) \
            ON i.kind = u.k AND i.external_auth_type = u.e AND i.external_id = u.x \
          WHERE i.app_id = $1",
+        |q| {
+            q.bind::<Text, _>(app_id)
+                .bind::<Array<Text>, _>(keys.iter().map(|k| k.0).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(keys.iter().map(|k| k.1).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(keys.iter().map(|k| k.2).collect::<Vec<_>>())
+        },
     )
-    .bind::<Text, _>(app_id)
-    .bind::<Array<Text>, _>(keys.iter().map(|k| k.0).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(keys.iter().map(|k| k.1).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(keys.iter().map(|k| k.2).collect::<Vec<_>>())
     .load(conn)
     .await?;
     Ok(owners
@@ -401,15 +399,17 @@ pub async fn parents(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let found: Vec<Parent> = diesel::sql_query(
+    let found: Vec<Parent> = fixed(
         "SELECT p.profile_id, c.profile_id AS child FROM profiles p \
          LEFT JOIN profiles c ON c.parent_app_id = p.app_id \
            AND c.parent_profile_id = p.profile_id AND c.app_id = $3 \
          WHERE p.app_id = $1 AND p.profile_id = ANY($2)",
+        |q| {
+            q.bind::<Text, _>(parent_app_id)
+                .bind::<Array<SqlUuid>, _>(ids)
+                .bind::<Text, _>(app_id)
+        },
     )
-    .bind::<Text, _>(parent_app_id)
-    .bind::<Array<SqlUuid>, _>(ids)
-    .bind::<Text, _>(app_id)
     .load(conn)
     .await?;
     Ok(found.into_iter().map(|p| (p.profile_id, p.child)).collect())

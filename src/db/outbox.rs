@@ -9,6 +9,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::fixed::fixed;
 use super::models::{NewOutboxMessage, OutboxMessage};
 use super::schema::{outbox, outbox_recipients};
 
@@ -50,7 +51,7 @@ pub async fn claim(
     lease: Duration,
     lease_token: Uuid,
 ) -> QueryResult<Vec<OutboxMessage>> {
-    diesel::sql_query(
+    fixed(
         "UPDATE outbox o SET attempts = o.attempts + 1,
                 next_attempt_at = now() + make_interval(secs => $2),
                 lease_token = $3
@@ -61,10 +62,12 @@ pub async fn claim(
                   FOR UPDATE SKIP LOCKED) due
           WHERE o.app_id = due.app_id AND o.message_id = due.message_id
          RETURNING o.*",
+        |q| {
+            q.bind::<diesel::sql_types::BigInt, _>(limit)
+                .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
+                .bind::<diesel::sql_types::Uuid, _>(lease_token)
+        },
     )
-    .bind::<diesel::sql_types::BigInt, _>(limit)
-    .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
-    .bind::<diesel::sql_types::Uuid, _>(lease_token)
     .load(conn)
     .await
 }
@@ -87,14 +90,16 @@ pub async fn renew(
     lease_token: Uuid,
     lease: Duration,
 ) -> QueryResult<bool> {
-    diesel::sql_query(
+    fixed(
         "UPDATE outbox SET next_attempt_at = now() + make_interval(secs => $4)
           WHERE app_id = $1 AND message_id = $2 AND lease_token = $3 AND status = 'QUEUED'",
+        |q| {
+            q.bind::<Text, _>(app_id)
+                .bind::<diesel::sql_types::Uuid, _>(message_id)
+                .bind::<diesel::sql_types::Uuid, _>(lease_token)
+                .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
+        },
     )
-    .bind::<Text, _>(app_id)
-    .bind::<diesel::sql_types::Uuid, _>(message_id)
-    .bind::<diesel::sql_types::Uuid, _>(lease_token)
-    .bind::<diesel::sql_types::Double, _>(lease.as_secs_f64())
     .execute(conn)
     .await
     .map(|n| n == 1)
@@ -152,16 +157,18 @@ pub async fn mark_failed(
 ) -> QueryResult<bool> {
     let n = match delay {
         Some(d) => {
-            diesel::sql_query(
+            fixed(
                 "UPDATE outbox SET last_error = $4, lease_token = NULL,
                         next_attempt_at = now() + make_interval(secs => $5)
                   WHERE app_id = $1 AND message_id = $2 AND lease_token = $3 AND status = 'QUEUED'",
+                |q| {
+                    q.bind::<Text, _>(app_id)
+                        .bind::<diesel::sql_types::Uuid, _>(message_id)
+                        .bind::<diesel::sql_types::Uuid, _>(lease_token)
+                        .bind::<Text, _>(error)
+                        .bind::<diesel::sql_types::Double, _>(d.as_secs_f64())
+                },
             )
-            .bind::<Text, _>(app_id)
-            .bind::<diesel::sql_types::Uuid, _>(message_id)
-            .bind::<diesel::sql_types::Uuid, _>(lease_token)
-            .bind::<Text, _>(error)
-            .bind::<diesel::sql_types::Double, _>(d.as_secs_f64())
             .execute(conn)
             .await?
         }
@@ -226,11 +233,12 @@ pub async fn lock_app_mail(conn: &mut AsyncPgConnection, app_id: &str) -> QueryR
     let digest = Sha256::digest(format!("usersvc outbox limits {app_id}").as_bytes());
     let mut key = [0u8; 8];
     key.copy_from_slice(&digest[..8]);
-    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-        .bind::<diesel::sql_types::BigInt, _>(i64::from_be_bytes(key))
-        .execute(conn)
-        .await
-        .map(drop)
+    fixed("SELECT pg_advisory_xact_lock($1)", |q| {
+        q.bind::<diesel::sql_types::BigInt, _>(i64::from_be_bytes(key))
+    })
+    .execute(conn)
+    .await
+    .map(drop)
 }
 
 /// How many mails went to each of `keys` (normalised addresses), and to anyone, in the app's
@@ -297,16 +305,18 @@ pub async fn drop_for_profiles(
     let kinds: Vec<String> = kinds
         .map(|k| k.iter().map(|s| s.to_string()).collect())
         .unwrap_or_default();
-    diesel::sql_query(
+    fixed(
         "UPDATE outbox SET status = 'DROPPED', last_error = $4
           WHERE status = 'QUEUED'
             AND (app_id, profile_id) IN (SELECT * FROM unnest($1::text[], $2::uuid[]))
             AND (cardinality($3::text[]) = 0 OR kind = ANY($3))",
+        |q| {
+            q.bind::<Array<Text>, _>(apps)
+                .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+                .bind::<Array<Text>, _>(kinds)
+                .bind::<Text, _>(why)
+        },
     )
-    .bind::<Array<Text>, _>(apps)
-    .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
-    .bind::<Array<Text>, _>(kinds)
-    .bind::<Text, _>(why)
     .execute(conn)
     .await
 }

@@ -14,6 +14,7 @@ use diesel::sql_types::{Array, Bool, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::fixed::fixed;
 use super::models::{Identity, NewProfile, Profile};
 use super::rendered::RenderOnce;
 use super::schema::{identities, profiles};
@@ -179,7 +180,7 @@ pub async fn delete_tree(
     profile_id: Uuid,
     recursive: bool,
 ) -> QueryResult<Vec<Deleted>> {
-    let mut deleted: Vec<Deleted> = diesel::sql_query(
+    let mut deleted: Vec<Deleted> = fixed(
         "WITH RECURSIVE tree (app_id, profile_id, parent_profile_id, depth) AS ( \
              SELECT app_id, profile_id, NULL::uuid, 0 FROM profiles \
               WHERE app_id = $1 AND profile_id = $2 \
@@ -192,10 +193,12 @@ pub async fn delete_tree(
          DELETE FROM profiles p USING tree t \
           WHERE p.app_id = t.app_id AND p.profile_id = t.profile_id \
          RETURNING t.app_id, t.profile_id, t.parent_profile_id, t.depth",
+        |q| {
+            q.bind::<Text, _>(app_id)
+                .bind::<diesel::sql_types::Uuid, _>(profile_id)
+                .bind::<Bool, _>(recursive)
+        },
     )
-    .bind::<Text, _>(app_id)
-    .bind::<diesel::sql_types::Uuid, _>(profile_id)
-    .bind::<Bool, _>(recursive)
     .load(conn)
     .await?;
     deleted.sort_by_key(|d| d.depth);
