@@ -34,7 +34,7 @@ async fn seed(t: &TestApp) {
 }
 
 #[tokio::test]
-async fn the_server_role_is_no_superuser_owns_nothing_and_every_tenant_table_has_rls() {
+async fn the_server_roles_are_no_superusers_own_nothing_and_every_tenant_table_has_rls() {
     let t = TestApp::new().await;
     let mut sql = t.sql().await;
     #[derive(diesel::QueryableByName)]
@@ -46,18 +46,22 @@ async fn the_server_role_is_no_superuser_owns_nothing_and_every_tenant_table_has
         #[diesel(sql_type = Bool)]
         rolcanlogin: bool,
     }
-    let role: Vec<Role> = diesel::sql_query(
-        "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles WHERE rolname = 'usersvc_server'",
+    let roles: Vec<Role> = diesel::sql_query(
+        "SELECT rolsuper, rolbypassrls, rolcanlogin FROM pg_roles \
+          WHERE rolname IN ('usersvc_server', 'usersvc_everyone')",
     )
     .load(&mut sql)
     .await
     .unwrap();
-    assert_eq!(role.len(), 1);
-    assert!(!role[0].rolsuper && !role[0].rolbypassrls && !role[0].rolcanlogin);
+    assert_eq!(roles.len(), 2);
+    for role in &roles {
+        assert!(!role.rolsuper && !role.rolbypassrls && !role.rolcanlogin);
+    }
     assert_eq!(
         count(
             &mut sql,
-            "SELECT count(*) AS n FROM pg_tables WHERE tableowner = 'usersvc_server'"
+            "SELECT count(*) AS n FROM pg_tables \
+              WHERE tableowner IN ('usersvc_server', 'usersvc_everyone')"
         )
         .await,
         0
@@ -84,18 +88,24 @@ async fn the_server_role_is_no_superuser_owns_nothing_and_every_tenant_table_has
         .await
             >= 7
     );
-    // The server's own connections work as that role.
+    // The server's connections work as those roles: an app's as usersvc_server, the server's
+    // own work as usersvc_everyone.
     #[derive(diesel::QueryableByName)]
     struct Me {
         #[diesel(sql_type = Text)]
         me: String,
     }
-    let mut conn = t.db.conn().await.unwrap();
-    let me: Vec<Me> = diesel::sql_query("SELECT current_user::text AS me")
-        .load(&mut *conn)
-        .await
-        .unwrap();
-    assert_eq!(me[0].me, "usersvc_server");
+    for (db, role) in [
+        (t.db.scoped("a"), "usersvc_server"),
+        (t.db.clone(), "usersvc_everyone"),
+    ] {
+        let mut conn = db.conn().await.unwrap();
+        let me: Vec<Me> = diesel::sql_query("SELECT current_user::text AS me")
+            .load(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(me[0].me, role);
+    }
 }
 
 #[tokio::test]
@@ -187,6 +197,15 @@ async fn a_connection_without_a_scope_sees_nothing_and_reuse_never_carries_one_o
     }
     let mut conn = one.conn().await.unwrap();
     assert_eq!(count(&mut conn, mine).await, 1, "as the server");
+    drop(conn);
+    // Back from the server's scope, the same connection sees only the app's family again.
+    let mut conn = one.scoped("b").conn().await.unwrap();
+    assert_eq!(count(&mut conn, mine).await, 0, "as b after the server");
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM profiles").await,
+        1,
+        "as b after the server"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! Which rows a connection sees. The pool keeps, with each connection, the scope it last
 //! entered, so a connection used by the same app again (the common case) enters nothing, and
-//! one handed from one app to another (or to the server's own work) switches first: one
-//! statement, on that checkout only.
+//! one handed from one app to another (or to the server's own work) switches first, on that
+//! checkout only: an app's scope is the role `usersvc_server` with the app's family set (one
+//! statement, two coming from the server's scope), the server's own work the role
+//! `usersvc_everyone`, which every tenant policy lets see every app (migration `scope_roles`).
 
 use std::sync::Arc;
 
@@ -40,20 +42,26 @@ impl ScopedConn {
         }
         // Until the switch is done the connection counts as in no scope: if it fails half way,
         // the next checkout tries again.
-        object.scope = None;
+        let previous = object.scope.take();
         let entered = match scope {
-            Scope::Server => {
-                object
-                    .conn
-                    .batch_execute("SELECT set_config('usersvc.apps', '*', false)")
+            Scope::Server => object.conn.batch_execute("SET ROLE usersvc_everyone").await,
+            Scope::App(app) => {
+                // Coming from the server's scope, or from none (a switch that failed half way
+                // may have left either role), the role comes first, then the app's family.
+                let role = match previous {
+                    Some(Scope::App(_)) => Ok(()),
+                    _ => object.conn.batch_execute("SET ROLE usersvc_server").await,
+                };
+                match role {
+                    Ok(()) => fixed("SELECT usersvc_enter($1)", |q| {
+                        q.bind::<Text, _>(app.as_ref())
+                    })
+                    .execute(&mut object.conn)
                     .await
+                    .map(drop),
+                    Err(e) => Err(e),
+                }
             }
-            Scope::App(app) => fixed("SELECT usersvc_enter($1)", |q| {
-                q.bind::<Text, _>(app.as_ref())
-            })
-            .execute(&mut object.conn)
-            .await
-            .map(drop),
         };
         entered.map_err(|e| PoolError::Backend(ConnError::QueryError(e)))?;
         object.scope = Some(scope.clone());
