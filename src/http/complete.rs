@@ -95,12 +95,15 @@ pub fn too_large(limit: usize) -> Response {
 /// the bytes as they are produced and stops at the limit, so no larger body is ever built.
 pub fn serialise(response: &Response, max_bytes: usize) -> Option<Vec<u8>> {
     let mut out = Capped {
-        bytes: Vec::new(),
+        bytes: Vec::with_capacity(max_bytes.min(INITIAL_BYTES)),
         room: max_bytes,
     };
     serde_json::to_writer(&mut out, response).ok()?;
     Some(out.bytes)
 }
+
+/// What a response's buffer starts with: a userInfo's body fits.
+const INITIAL_BYTES: usize = 1024;
 
 /// A buffer that refuses to grow past its room.
 struct Capped {
@@ -109,13 +112,22 @@ struct Capped {
 }
 
 impl std::io::Write for Capped {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    // serde_json writes every token with `write_all`, whose default loops over `write`: all or
+    // nothing here, in one step.
+    #[inline]
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
         if buf.len() > self.room {
             return Err(std::io::Error::other("over the response budget"));
         }
         self.room -= buf.len();
         self.bytes.extend_from_slice(buf);
-        Ok(buf.len())
+        Ok(())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
