@@ -60,6 +60,11 @@ pub struct StoredIdentity {
     pub password_hash: Option<String>,
 }
 
+/// One array parameter of a multi-row statement (`unnest($n::type[])`): a field of every row.
+fn column<'a, R, T>(rows: &'a [R], field: impl Fn(&'a R) -> T) -> Vec<T> {
+    rows.iter().map(field).collect()
+}
+
 /// Inserts profiles; their `parent_app_id` is `parent_app_id` where they name a parent.
 pub async fn insert_profiles(
     conn: &mut AsyncPgConnection,
@@ -84,49 +89,19 @@ pub async fn insert_profiles(
         |q| {
             q.bind::<Text, _>(app_id)
                 .bind::<Nullable<Text>, _>(parent_app_id)
-                .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.profile_id).collect::<Vec<_>>())
-                .bind::<Array<Nullable<Text>>, _>(
-                    rows.iter().map(|r| r.user_name.clone()).collect::<Vec<_>>(),
-                )
-                .bind::<Array<Nullable<Text>>, _>(
-                    rows.iter()
-                        .map(|r| r.contact_email.clone())
-                        .collect::<Vec<_>>(),
-                )
-                .bind::<Array<Nullable<Text>>, _>(
-                    rows.iter()
-                        .map(|r| r.country_code.clone())
-                        .collect::<Vec<_>>(),
-                )
-                .bind::<Array<Nullable<Text>>, _>(
-                    rows.iter()
-                        .map(|r| r.language_code.clone())
-                        .collect::<Vec<_>>(),
-                )
-                .bind::<Array<Nullable<Double>>, _>(
-                    rows.iter().map(|r| r.time_zone_offset).collect::<Vec<_>>(),
-                )
-                .bind::<Array<Nullable<Text>>, _>(
-                    rows.iter()
-                        .map(|r| r.picture_url.clone())
-                        .collect::<Vec<_>>(),
-                )
-                .bind::<Array<Bool>, _>(rows.iter().map(|r| r.is_tester).collect::<Vec<_>>())
-                .bind::<Array<Nullable<Jsonb>>, _>(
-                    rows.iter()
-                        .map(|r| r.summary_friend_data.clone())
-                        .collect::<Vec<_>>(),
-                )
-                .bind::<Array<Nullable<SqlUuid>>, _>(
-                    rows.iter().map(|r| r.parent_profile_id).collect::<Vec<_>>(),
-                )
-                .bind::<Array<Nullable<Timestamptz>>, _>(
-                    rows.iter().map(|r| r.created_at).collect::<Vec<_>>(),
-                )
-                .bind::<Array<Nullable<Timestamptz>>, _>(
-                    rows.iter().map(|r| r.last_login_at).collect::<Vec<_>>(),
-                )
-                .bind::<Array<Text>, _>(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+                .bind::<Array<SqlUuid>, _>(column(rows, |r| r.profile_id))
+                .bind::<Array<Nullable<Text>>, _>(column(rows, |r| r.user_name.clone()))
+                .bind::<Array<Nullable<Text>>, _>(column(rows, |r| r.contact_email.clone()))
+                .bind::<Array<Nullable<Text>>, _>(column(rows, |r| r.country_code.clone()))
+                .bind::<Array<Nullable<Text>>, _>(column(rows, |r| r.language_code.clone()))
+                .bind::<Array<Nullable<Double>>, _>(column(rows, |r| r.time_zone_offset))
+                .bind::<Array<Nullable<Text>>, _>(column(rows, |r| r.picture_url.clone()))
+                .bind::<Array<Bool>, _>(column(rows, |r| r.is_tester))
+                .bind::<Array<Nullable<Jsonb>>, _>(column(rows, |r| r.summary_friend_data.clone()))
+                .bind::<Array<Nullable<SqlUuid>>, _>(column(rows, |r| r.parent_profile_id))
+                .bind::<Array<Nullable<Timestamptz>>, _>(column(rows, |r| r.created_at))
+                .bind::<Array<Nullable<Timestamptz>>, _>(column(rows, |r| r.last_login_at))
+                .bind::<Array<Text>, _>(column(rows, |r| r.status))
         },
     )
     .execute(conn)
@@ -161,24 +136,12 @@ pub async fn write_identities(
            $7::timestamptz[]) AS u(p, k, e, x, h, ca){on_conflict}"
     ))
     .bind::<Text, _>(app_id)
-    .bind::<Array<SqlUuid>, _>(rows.iter().map(|(i, _)| i.profile_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(rows.iter().map(|(i, _)| i.kind).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(
-        rows.iter()
-            .map(|(i, _)| i.external_auth_type.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Text>, _>(
-        rows.iter()
-            .map(|(i, _)| i.external_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<Text>>, _>(
-        rows.iter()
-            .map(|(i, _)| i.password_hash.as_deref())
-            .collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(column(rows, |(i, _)| i.profile_id))
+    .bind::<Array<Text>, _>(column(rows, |(i, _)| i.kind))
+    .bind::<Array<Text>, _>(column(rows, |(i, _)| i.external_auth_type.as_str()))
+    .bind::<Array<Text>, _>(column(rows, |(i, _)| i.external_id.as_str()))
+    .bind::<Array<Nullable<Text>>, _>(column(rows, |(i, _)| i.password_hash.as_deref()))
+    .bind::<Array<Nullable<Timestamptz>>, _>(column(rows, |(_, at)| *at))
     .execute(conn)
     .await
 }
@@ -201,8 +164,8 @@ pub async fn audit_imports(
             q.bind::<Text, _>(app_id)
                 .bind::<Text, _>(actor)
                 .bind::<Nullable<Text>, _>(request_id)
-                .bind::<Array<SqlUuid>, _>(events.iter().map(|(p, _)| *p).collect::<Vec<_>>())
-                .bind::<Array<Jsonb>, _>(events.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>())
+                .bind::<Array<SqlUuid>, _>(column(events, |(p, _)| *p))
+                .bind::<Array<Jsonb>, _>(column(events, |(_, d)| d.clone()))
         },
     )
     .execute(conn)
@@ -229,8 +192,25 @@ pub async fn update_profile(
            disabled_reason = CASE WHEN $16 THEN disabled_reason END, \
            version = version + 1, updated_at = now() \
          WHERE app_id = $1 AND profile_id = $2",
-|q| { q.bind::<Text, _>(app_id).bind::<SqlUuid, _>(row.profile_id).bind::<Nullable<Text>, _>(row.user_name.as_deref()).bind::<Nullable<Text>, _>(row.contact_email.as_deref()).bind::<Nullable<Text>, _>(row.country_code.as_deref()).bind::<Nullable<Text>, _>(row.language_code.as_deref()).bind::<Nullable<Double>, _>(row.time_zone_offset).bind::<Nullable<Text>, _>(row.picture_url.as_deref()).bind::<Bool, _>(row.is_tester).bind::<Nullable<Jsonb>, _>(row.summary_friend_data.as_ref()).bind::<Nullable<SqlUuid>, _>(row.parent_profile_id).bind::<Nullable<Text>, _>(parent_app_id).bind::<Nullable<Timestamptz>, _>(row.created_at).bind::<Nullable<Timestamptz>, _>(row.last_login_at).bind::<Text, _>(row.status).bind::<Bool, _>(disabled) },
-)
+        |q| {
+            q.bind::<Text, _>(app_id)
+                .bind::<SqlUuid, _>(row.profile_id)
+                .bind::<Nullable<Text>, _>(row.user_name.as_deref())
+                .bind::<Nullable<Text>, _>(row.contact_email.as_deref())
+                .bind::<Nullable<Text>, _>(row.country_code.as_deref())
+                .bind::<Nullable<Text>, _>(row.language_code.as_deref())
+                .bind::<Nullable<Double>, _>(row.time_zone_offset)
+                .bind::<Nullable<Text>, _>(row.picture_url.as_deref())
+                .bind::<Bool, _>(row.is_tester)
+                .bind::<Nullable<Jsonb>, _>(row.summary_friend_data.as_ref())
+                .bind::<Nullable<SqlUuid>, _>(row.parent_profile_id)
+                .bind::<Nullable<Text>, _>(parent_app_id)
+                .bind::<Nullable<Timestamptz>, _>(row.created_at)
+                .bind::<Nullable<Timestamptz>, _>(row.last_login_at)
+                .bind::<Text, _>(row.status)
+                .bind::<Bool, _>(disabled)
+        },
+    )
     .execute(conn)
     .await?;
     Ok(n == 1)
@@ -265,9 +245,9 @@ pub async fn identity_owners(
          WHERE i.app_id = $1",
         |q| {
             q.bind::<Text, _>(app_id)
-                .bind::<Array<Text>, _>(keys.iter().map(|k| k.0).collect::<Vec<_>>())
-                .bind::<Array<Text>, _>(keys.iter().map(|k| k.1).collect::<Vec<_>>())
-                .bind::<Array<Text>, _>(keys.iter().map(|k| k.2).collect::<Vec<_>>())
+                .bind::<Array<Text>, _>(column(keys, |k| k.0))
+                .bind::<Array<Text>, _>(column(keys, |k| k.1))
+                .bind::<Array<Text>, _>(column(keys, |k| k.2))
         },
     )
     .load(conn)
