@@ -43,27 +43,33 @@ impl ScopedConn {
         // Until the switch is done the connection counts as in no scope: if it fails half way,
         // the next checkout tries again.
         let previous = object.scope.take();
-        let entered = match scope {
-            Scope::Server => object.conn.batch_execute("SET ROLE usersvc_everyone").await,
+        let failed = |e| PoolError::Backend(ConnError::QueryError(e));
+        match scope {
+            Scope::Server => {
+                object
+                    .conn
+                    .batch_execute("SET ROLE usersvc_everyone")
+                    .await
+                    .map_err(failed)?;
+            }
             Scope::App(app) => {
                 // Coming from the server's scope, or from none (a switch that failed half way
                 // may have left either role), the role comes first, then the app's family.
-                let role = match previous {
-                    Some(Scope::App(_)) => Ok(()),
-                    _ => object.conn.batch_execute("SET ROLE usersvc_server").await,
-                };
-                match role {
-                    Ok(()) => fixed("SELECT usersvc_enter($1)", |q| {
-                        q.bind::<Text, _>(app.as_ref())
-                    })
-                    .execute(&mut object.conn)
-                    .await
-                    .map(drop),
-                    Err(e) => Err(e),
+                if !matches!(previous, Some(Scope::App(_))) {
+                    object
+                        .conn
+                        .batch_execute("SET ROLE usersvc_server")
+                        .await
+                        .map_err(failed)?;
                 }
+                fixed("SELECT usersvc_enter($1)", |q| {
+                    q.bind::<Text, _>(app.as_ref())
+                })
+                .execute(&mut object.conn)
+                .await
+                .map_err(failed)?;
             }
-        };
-        entered.map_err(|e| PoolError::Backend(ConnError::QueryError(e)))?;
+        }
         object.scope = Some(scope.clone());
         Ok(())
     }
