@@ -4,7 +4,7 @@
 //! extension sends every field of every response down async-graphql's slower path).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_graphql::parser::Positioned;
@@ -12,7 +12,7 @@ use async_graphql::parser::types::{ExecutableDocument, OperationDefinition};
 use async_graphql::{PathSegment, Response, Value};
 use metrics::{Counter, Histogram};
 
-use super::documents::for_each_field;
+use super::documents::{for_each_field, lock};
 
 /// Counts the root fields of `op` (the operation of `doc` that produced `response`, in
 /// `elapsed`). A request refused before execution (validation) counts nothing.
@@ -61,10 +61,7 @@ impl Series {
     /// passed validation, so the names are the schema's own: the map stays as small as it is.
     fn of(name: &str) -> Arc<Series> {
         static SERIES: OnceLock<Mutex<HashMap<String, Arc<Series>>>> = OnceLock::new();
-        let mut all = SERIES
-            .get_or_init(Mutex::default)
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut all = lock(SERIES.get_or_init(Mutex::default));
         if let Some(series) = all.get(name) {
             return series.clone();
         }
