@@ -1,5 +1,5 @@
 //! The outbox: messages committed with the mutation that asked for them, sent later by the
-//! workers in [`crate::mail::outbox`].
+//! workers in `mail::outbox`.
 
 use std::time::Duration;
 
