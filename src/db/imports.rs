@@ -403,3 +403,11 @@ pub async fn count_profiles(conn: &mut AsyncPgConnection, app_id: &str) -> Query
         .get_result(conn)
         .await
 }
+
+/// Refreshes the planner's statistics of the identities (migration `import_statistics`).
+pub async fn refresh_statistics(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    fixed("SELECT usersvc_refresh_import_statistics()", |q| q)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

@@ -18,12 +18,17 @@
 //!
 //! Every user written gets an `import` audit event in its transaction. A user left
 //! `UNCHANGED` is not written, and gets none.
+//!
+//! Each time imports have doubled an app's identities (from 5,000 on), the planner's
+//! statistics of the identities are refreshed, so that step 2 keeps looking identities up one
+//! by one instead of hashing the whole app, which stale statistics make the planner choose.
 
 mod check;
 pub mod export;
 mod write;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -395,8 +400,12 @@ async fn round(
         }
     }
     write::hash_passwords(hasher, ctx.app_id, &mut fresh).await?;
+    let written = fresh.iter().map(|(_, c)| c.identities.len() as u64).sum();
     for (index, outcome) in write::create_batch(pool, ctx, fresh).await? {
         results[index] = Some(outcome);
+    }
+    if statistics_due(ctx.app_id, written) {
+        refresh_statistics(pool).await;
     }
     for (index, c) in updates {
         let id = c.profile.profile_id;
@@ -406,4 +415,80 @@ async fn round(
         });
     }
     Ok(later)
+}
+
+/// Identities an app gains through imports before its statistics are first refreshed.
+const REFRESH_AFTER: u64 = 5_000;
+
+/// Identities imported into one app (by this process) since the planner's statistics were last
+/// refreshed, and how many had been when they were.
+#[derive(Debug, Default)]
+struct Growth {
+    since: u64,
+    at_refresh: u64,
+}
+
+impl Growth {
+    /// Counts `written` identities; `true` when the statistics are due: the app has grown by
+    /// as many as it had at the last refresh, and by at least [`REFRESH_AFTER`]. A million
+    /// users are refreshed for eight times, and the planner never thinks the app less than
+    /// half its size.
+    fn add(&mut self, written: u64) -> bool {
+        self.since += written;
+        if self.since < REFRESH_AFTER.max(self.at_refresh) {
+            return false;
+        }
+        self.at_refresh += self.since;
+        self.since = 0;
+        true
+    }
+}
+
+/// Whether `app_id`'s statistics are due after `written` more identities (see [`Growth`]).
+fn statistics_due(app_id: &str, written: u64) -> bool {
+    static GROWTH: OnceLock<Mutex<HashMap<String, Growth>>> = OnceLock::new();
+    let mut all = GROWTH
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    all.entry(app_id.to_owned()).or_default().add(written)
+}
+
+/// Refreshes the planner's statistics of the identities (migration `import_statistics`):
+/// without it, an app that grows by an import is planned as the small app it was, and each
+/// batch's look-up hashes all of its identities. A failure only costs speed: it is logged.
+async fn refresh_statistics(pool: &mut DbPool<'_>) {
+    let refreshed: AppResult<()> = async {
+        let mut conn = get_conn(pool).await?;
+        Ok(db::imports::refresh_statistics(&mut conn).await?)
+    }
+    .await;
+    if let Err(e) = refreshed {
+        tracing::warn!(error = ?e, "refreshing the statistics after an import's batch failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_are_refreshed_each_time_the_app_doubles() {
+        let mut g = Growth::default();
+        let mut refreshed_at = Vec::new();
+        let mut total = 0;
+        for _ in 0..1_000 {
+            total += 1_000;
+            if g.add(1_000) {
+                refreshed_at.push(total);
+            }
+        }
+        assert_eq!(
+            refreshed_at,
+            [
+                5_000, 10_000, 20_000, 40_000, 80_000, 160_000, 320_000, 640_000
+            ]
+        );
+        assert!(!Growth::default().add(0));
+    }
 }

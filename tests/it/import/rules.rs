@@ -269,3 +269,52 @@ async fn the_import_scope_and_body_limits_apply() {
         .await;
     assert_eq!(all["data"]["users"]["totalCount"], 1000);
 }
+
+/// Whether the identities table has been analyzed by hand (not by autovacuum).
+async fn identities_analyzed(t: &TestApp) -> bool {
+    use diesel_async::RunQueryDsl;
+    diesel::sql_query(
+        "SELECT last_analyze IS NOT NULL AS analyzed FROM pg_stat_user_tables \
+         WHERE relname = 'identities'",
+    )
+    .get_result::<Analyzed>(&mut t.sql().await)
+    .await
+    .unwrap()
+    .analyzed
+}
+
+#[derive(diesel::QueryableByName)]
+struct Analyzed {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    analyzed: bool,
+}
+
+#[tokio::test]
+async fn an_app_grown_by_imports_has_its_statistics_refreshed() {
+    let t = TestApp::new().await;
+    usersvc::apps::create(&mut t.db.pool(), "bulk", "bulk", None)
+        .await
+        .unwrap();
+    let batch = |b: usize| {
+        json!(
+            (0..1000)
+                .map(|i| json!({ "identities": [{ "type": "UNIVERSAL_ID", "externalId": format!("u{b}-{i}") }] }))
+                .collect::<Vec<_>>()
+        )
+    };
+    for b in 0..4 {
+        assert_eq!(
+            import(&t, "bulk", batch(b), "CREATE_ONLY").await["created"],
+            1000
+        );
+    }
+    assert!(!identities_analyzed(&t).await, "4,000 identities: not yet");
+    assert_eq!(
+        import(&t, "bulk", batch(4), "CREATE_ONLY").await["created"],
+        1000
+    );
+    assert!(
+        identities_analyzed(&t).await,
+        "5,000 identities imported: the planner's statistics are refreshed"
+    );
+}

@@ -1,0 +1,1 @@
+DROP FUNCTION usersvc_refresh_import_statistics();
