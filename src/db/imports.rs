@@ -411,3 +411,26 @@ pub async fn refresh_statistics(conn: &mut AsyncPgConnection) -> QueryResult<()>
         .await
         .map(|_| ())
 }
+
+/// How many identities the app has, counting no further than `up_to`.
+pub async fn count_identities(
+    conn: &mut AsyncPgConnection,
+    app_id: &str,
+    up_to: i64,
+) -> QueryResult<i64> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let found: Count = fixed(
+        "SELECT count(*) AS n FROM (SELECT 1 FROM identities WHERE app_id = $1 LIMIT $2) AS i",
+        |q| {
+            q.bind::<Text, _>(app_id)
+                .bind::<diesel::sql_types::BigInt, _>(up_to)
+        },
+    )
+    .get_result(conn)
+    .await?;
+    Ok(found.n)
+}

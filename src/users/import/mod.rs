@@ -404,7 +404,7 @@ async fn round(
     for (index, outcome) in write::create_batch(pool, ctx, fresh).await? {
         results[index] = Some(outcome);
     }
-    if statistics_due(ctx.app_id, written) {
+    if statistics_due(pool, ctx.app_id, written).await {
         refresh_statistics(pool).await;
     }
     for (index, c) in updates {
@@ -444,14 +444,38 @@ impl Growth {
     }
 }
 
-/// Whether `app_id`'s statistics are due after `written` more identities (see [`Growth`]).
-fn statistics_due(app_id: &str, written: u64) -> bool {
+/// Identities counted, at most, when this process first imports into an app.
+const COUNT_UP_TO: i64 = 100_000;
+
+/// Whether `app_id`'s statistics are due after `written` more identities (see [`Growth`]). The
+/// first time this process writes to an app, it counts what the app held before (up to
+/// [`COUNT_UP_TO`]): an app that was already large waits until it has grown by as much again,
+/// as its statistics already describe it.
+async fn statistics_due(pool: &mut DbPool<'_>, app_id: &str, written: u64) -> bool {
     static GROWTH: OnceLock<Mutex<HashMap<String, Growth>>> = OnceLock::new();
-    let mut all = GROWTH
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    all.entry(app_id.to_owned()).or_default().add(written)
+    let growth = || {
+        GROWTH
+            .get_or_init(Mutex::default)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    };
+    if written == 0 {
+        return false;
+    }
+    if !growth().contains_key(app_id) {
+        let held = match get_conn(pool).await {
+            Ok(mut conn) => db::imports::count_identities(&mut conn, app_id, COUNT_UP_TO)
+                .await
+                .unwrap_or(0),
+            Err(_) => 0,
+        };
+        let before = u64::try_from(held).unwrap_or(0).saturating_sub(written);
+        growth().entry(app_id.to_owned()).or_insert(Growth {
+            since: 0,
+            at_refresh: before,
+        });
+    }
+    growth().get_mut(app_id).is_some_and(|g| g.add(written))
 }
 
 /// Refreshes the planner's statistics of the identities (migration `import_statistics`):

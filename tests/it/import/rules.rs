@@ -291,28 +291,48 @@ struct Analyzed {
 
 #[tokio::test]
 async fn an_app_grown_by_imports_has_its_statistics_refreshed() {
+    use diesel_async::SimpleAsyncConnection;
     let t = TestApp::new().await;
-    usersvc::apps::create(&mut t.db.pool(), "bulk", "bulk", None)
-        .await
-        .unwrap();
-    let batch = |b: usize| {
+    for app in ["big", "bulk"] {
+        usersvc::apps::create(&mut t.db.pool(), app, app, None)
+            .await
+            .unwrap();
+    }
+    let batch = |prefix: &str, b: usize| {
         json!(
             (0..1000)
-                .map(|i| json!({ "identities": [{ "type": "UNIVERSAL_ID", "externalId": format!("u{b}-{i}") }] }))
+                .map(|i| json!({ "identities": [{ "type": "UNIVERSAL_ID", "externalId": format!("{prefix}{b}-{i}") }] }))
                 .collect::<Vec<_>>()
         )
     };
+    // An app that already held 10,000 identities: 5,000 more do not call for a refresh.
+    t.sql()
+        .await
+        .batch_execute(
+            "WITH p AS (INSERT INTO profiles (app_id, profile_id) \
+               SELECT 'big', gen_random_uuid() FROM generate_series(1, 10000) \
+               RETURNING app_id, profile_id) \
+             INSERT INTO identities (app_id, profile_id, kind, external_auth_type, external_id) \
+             SELECT app_id, profile_id, 'UNIVERSAL_ID', '', profile_id::text FROM p",
+        )
+        .await
+        .unwrap();
+    for b in 0..5 {
+        let payload = import(&t, "big", batch("big", b), "CREATE_ONLY").await;
+        assert_eq!(payload["created"], 1000);
+    }
+    assert!(
+        !identities_analyzed(&t).await,
+        "a large app grown by half: not yet"
+    );
+    // A new app: refreshed once it holds 5,000.
     for b in 0..4 {
-        assert_eq!(
-            import(&t, "bulk", batch(b), "CREATE_ONLY").await["created"],
-            1000
-        );
+        let payload = import(&t, "bulk", batch("u", b), "CREATE_ONLY").await;
+        assert_eq!(payload["created"], 1000);
     }
     assert!(!identities_analyzed(&t).await, "4,000 identities: not yet");
-    assert_eq!(
-        import(&t, "bulk", batch(4), "CREATE_ONLY").await["created"],
-        1000
-    );
+    let payload = import(&t, "bulk", batch("u", 4), "CREATE_ONLY").await;
+    assert_eq!(payload["created"], 1000);
     assert!(
         identities_analyzed(&t).await,
         "5,000 identities imported: the planner's statistics are refreshed"
