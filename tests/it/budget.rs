@@ -2,24 +2,12 @@
 //! fields, refused before anything runs; a response budget (`RESPONSE_TOO_LARGE`); complexity
 //! that prices `totalCount` as a scan.
 
-use diesel::sql_types::BigInt;
-use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
 
 use crate::harness::*;
 
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
 async fn profiles(t: &TestApp) -> i64 {
-    let rows: Vec<Count> = diesel::sql_query("SELECT count(*) AS n FROM profiles")
-        .load(&mut t.sql().await)
-        .await
-        .unwrap();
-    rows[0].n
+    crate::sql::count(&mut t.sql().await, "SELECT count(*) AS n FROM profiles").await
 }
 
 fn creates(range: std::ops::Range<usize>) -> String {

@@ -23,18 +23,7 @@ async fn create(t: &TestApp, tok: &str, input: Value) -> Value {
 }
 
 async fn profiles(t: &TestApp) -> i64 {
-    use diesel_async::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let mut conn = t.sql().await;
-    let rows: Vec<N> = diesel::sql_query("SELECT count(*) AS n FROM profiles")
-        .load(&mut conn)
-        .await
-        .unwrap();
-    rows[0].n
+    crate::sql::count(&mut t.sql().await, "SELECT count(*) AS n FROM profiles").await
 }
 
 #[tokio::test]

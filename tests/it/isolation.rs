@@ -3,23 +3,13 @@
 
 use std::time::Duration;
 
-use diesel::sql_types::{BigInt, Bool, Text};
+use diesel::sql_types::{Bool, Text};
 use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use usersvc::db::{Db, DbSettings};
 
 use crate::create::make_user;
 use crate::harness::*;
-
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-async fn count(conn: &mut diesel_async::AsyncPgConnection, sql: &str) -> i64 {
-    let rows: Vec<Count> = diesel::sql_query(sql).load(conn).await.unwrap();
-    rows[0].n
-}
+use crate::sql::count;
 
 /// Profiles in `a`, `b`, `parent` and `child` (child of parent).
 async fn seed(t: &TestApp) {

@@ -3,6 +3,7 @@
 mod client;
 mod harness;
 mod signing;
+mod sql;
 
 mod auth;
 mod browser;

@@ -272,21 +272,13 @@ async fn the_import_scope_and_body_limits_apply() {
 
 /// Whether the identities table has been analyzed by hand (not by autovacuum).
 async fn identities_analyzed(t: &TestApp) -> bool {
-    use diesel_async::RunQueryDsl;
-    diesel::sql_query(
-        "SELECT last_analyze IS NOT NULL AS analyzed FROM pg_stat_user_tables \
-         WHERE relname = 'identities'",
+    crate::sql::count(
+        &mut t.sql().await,
+        "SELECT count(*) AS n FROM pg_stat_user_tables \
+         WHERE relname = 'identities' AND last_analyze IS NOT NULL",
     )
-    .get_result::<Analyzed>(&mut t.sql().await)
     .await
-    .unwrap()
-    .analyzed
-}
-
-#[derive(diesel::QueryableByName)]
-struct Analyzed {
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    analyzed: bool,
+        == 1
 }
 
 #[tokio::test]
