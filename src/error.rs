@@ -1,6 +1,6 @@
 //! The service layer's one error type. Storage code returns diesel's and the pool's errors,
-//! which convert into it; the transports turn it into what their clients see (the GraphQL
-//! layer in `crate::graphql::error`, the hosted pages in `crate::http::pages`).
+//! which convert into it; the layers above turn it into what their clients see (GraphQL
+//! errors with their codes, and the hosted pages' messages).
 //!
 //! [`AppError`]'s variants are the contract's error codes. It deliberately does **not**
 //! implement `Display`: async-graphql converts any `Display` type into an error carrying its
