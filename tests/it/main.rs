@@ -16,6 +16,7 @@ mod embedded;
 mod errors;
 mod fairness;
 mod fuzz;
+mod generated;
 mod graphql_http;
 mod import;
 mod inputs;
