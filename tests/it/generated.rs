@@ -14,33 +14,10 @@ use async_graphql::parser::types::{
 use serde_json::{Value, json};
 
 use crate::harness::*;
+use crate::seeded::Gen;
 
 /// Requests per root field.
 const PER_FIELD: usize = 16;
-
-/// A small deterministic generator (xorshift64*), so a failure repeats.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
 
 /// What the schema defines, by type name.
 enum Def {
@@ -129,7 +106,7 @@ impl Schema {
     }
 
     /// A value for an argument or input field `name` of type `ty`.
-    fn value(&self, rng: &mut Rng, ids: &[String], name: &str, ty: &Type, depth: usize) -> Value {
+    fn value(&self, rng: &mut Gen, ids: &[String], name: &str, ty: &Type, depth: usize) -> Value {
         if ty.nullable && rng.chance(10) {
             return Value::Null;
         }
@@ -219,7 +196,7 @@ const EDGE_STRINGS: &[&str] = &[
 ];
 
 /// A scalar for a field `name` of scalar type `ty`: plausible most of the time.
-fn scalar(rng: &mut Rng, ids: &[String], name: &str, ty: &str) -> Value {
+fn scalar(rng: &mut Gen, ids: &[String], name: &str, ty: &str) -> Value {
     let lower = name.to_ascii_lowercase();
     if rng.chance(8) {
         return match rng.below(6) {
@@ -327,7 +304,7 @@ async fn generated_requests_for_every_root_field_get_data_or_a_typed_error() {
         let id = v["data"]["createUserEmailPassword"]["user"]["profileId"].as_str();
         ids.push(id.expect("a seeded user").to_owned());
     }
-    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let mut rng = Gen(0x5eed_1234_abcd_0001);
     let (mut sent, mut answered) = (0, 0);
     for (root, kind) in [("Query", "query"), ("Mutation", "mutation")] {
         for field in schema.fields(root) {

@@ -2,6 +2,7 @@
 
 mod client;
 mod harness;
+mod seeded;
 mod signing;
 mod sql;
 

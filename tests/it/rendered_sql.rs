@@ -7,22 +7,7 @@ use serde_json::{Value, json};
 use usersvc::db::rendered;
 
 use crate::harness::*;
-
-/// A small deterministic generator (xorshift64*), so a failure can be replayed.
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
-    }
-}
+use crate::seeded::Gen;
 
 #[tokio::test]
 async fn kept_sql_texts_answer_as_texts_rendered_afresh() {
