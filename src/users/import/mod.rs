@@ -462,20 +462,23 @@ async fn statistics_due(pool: &mut DbPool<'_>, app_id: &str, written: u64) -> bo
     if written == 0 {
         return false;
     }
-    if !growth().contains_key(app_id) {
-        let held = match get_conn(pool).await {
-            Ok(mut conn) => db::imports::count_identities(&mut conn, app_id, COUNT_UP_TO)
-                .await
-                .unwrap_or(0),
-            Err(_) => 0,
-        };
-        let before = u64::try_from(held).unwrap_or(0).saturating_sub(written);
-        growth().entry(app_id.to_owned()).or_insert(Growth {
+    if let Some(g) = growth().get_mut(app_id) {
+        return g.add(written);
+    }
+    let held = match get_conn(pool).await {
+        Ok(mut conn) => db::imports::count_identities(&mut conn, app_id, COUNT_UP_TO)
+            .await
+            .unwrap_or(0),
+        Err(_) => 0,
+    };
+    let before = u64::try_from(held).unwrap_or(0).saturating_sub(written);
+    growth()
+        .entry(app_id.to_owned())
+        .or_insert(Growth {
             since: 0,
             at_refresh: before,
-        });
-    }
-    growth().get_mut(app_id).is_some_and(|g| g.add(written))
+        })
+        .add(written)
 }
 
 /// Refreshes the planner's statistics of the identities (migration `import_statistics`):
