@@ -19,6 +19,7 @@ pub mod known;
 pub mod ops;
 pub mod pages;
 pub mod request;
+pub mod route_metrics;
 pub mod serve;
 pub mod unknown_fields;
 
@@ -314,9 +315,7 @@ async fn log_request(req: Request, next: Next) -> Response {
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );
-    metrics::counter!("usersvc_http_requests_total", "route" => route.clone(), "method" => method, "status" => status.to_string()).increment(1);
-    metrics::histogram!("usersvc_http_request_duration_seconds", "route" => route)
-        .record(elapsed.as_secs_f64());
+    route_metrics::count(&route, method, status, elapsed);
     response
 }
 

@@ -27,6 +27,31 @@ async fn health_readiness_metrics_and_schema() {
     );
     assert!(metrics.contains("field=\"users\""));
     assert!(metrics.contains("usersvc_http_request_duration_seconds"));
+    // Requests by route, method and status; a series counts on after its first request.
+    let health_count = |metrics: &str| {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("usersvc_http_requests_total{"))
+            .filter(|l| l.contains("route=\"/healthz\"") && l.contains("method=\"GET\""))
+            .find(|l| l.contains("status=\"200\""))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    let before = health_count(&metrics).expect("a series for GET /healthz 200");
+    assert_eq!(get("/healthz").await.unwrap().status().as_u16(), 200);
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        health_count(&metrics).is_some_and(|n| n > before),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("usersvc_http_requests_total{")
+                && l.contains("route=\"/graphql\"")
+                && l.contains("method=\"POST\"")
+                && l.contains("status=\"200\"")),
+        "{metrics}"
+    );
     assert!(metrics.contains("usersvc_db_pool_connections"));
     let statements = metrics
         .lines()
