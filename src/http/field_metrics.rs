@@ -60,18 +60,28 @@ impl Series {
     /// The series of the root field `name`. Only executed operations are counted, and they
     /// passed validation, so the names are the schema's own: the map stays as small as it is.
     fn of(name: &str) -> Arc<Series> {
-        static SERIES: OnceLock<Mutex<HashMap<String, Arc<Series>>>> = OnceLock::new();
-        let mut all = lock(SERIES.get_or_init(Mutex::default));
-        if let Some(series) = all.get(name) {
-            return series.clone();
-        }
-        let field = name.to_owned();
-        let series = Arc::new(Series {
-            duration: metrics::histogram!("usersvc_graphql_field_duration_seconds", "field" => field.clone()),
-            ok: metrics::counter!("usersvc_graphql_fields_total", "field" => field.clone(), "outcome" => "ok"),
-            failed: metrics::counter!("usersvc_graphql_fields_total", "field" => field.clone(), "outcome" => "error"),
-        });
-        all.insert(field, series.clone());
-        series
+        static SERIES: Kept<Arc<Series>> = OnceLock::new();
+        kept(&SERIES, name, || {
+            let field = name.to_owned();
+            Arc::new(Series {
+                duration: metrics::histogram!("usersvc_graphql_field_duration_seconds", "field" => field.clone()),
+                ok: metrics::counter!("usersvc_graphql_fields_total", "field" => field.clone(), "outcome" => "ok"),
+                failed: metrics::counter!("usersvc_graphql_fields_total", "field" => field, "outcome" => "error"),
+            })
+        })
     }
+}
+
+/// Series kept by name for the life of the process.
+pub(super) type Kept<T> = OnceLock<Mutex<HashMap<String, T>>>;
+
+/// The series kept under `name`, made by `make` (which registers them) the first time.
+pub(super) fn kept<T: Clone>(all: &Kept<T>, name: &str, make: impl FnOnce() -> T) -> T {
+    let mut all = lock(all.get_or_init(Mutex::default));
+    if let Some(series) = all.get(name) {
+        return series.clone();
+    }
+    let series = make();
+    all.insert(name.to_owned(), series.clone());
+    series
 }

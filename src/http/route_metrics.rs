@@ -2,13 +2,13 @@
 //! by route. Each series is registered once and kept, so a request records into it without
 //! building its key and labels again (as [`super::field_metrics`] does for root fields).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics::{Counter, Histogram};
 
 use super::documents::lock;
+use super::field_metrics::{Kept, kept};
 
 /// Counts one served request.
 pub fn count(route: &str, method: &'static str, status: u16, elapsed: Duration) {
@@ -29,18 +29,14 @@ impl Route {
     /// The series of `route`: one of the router's paths, or `unmatched`, so the map stays as
     /// small as the router.
     fn of(route: &str) -> Arc<Route> {
-        static ROUTES: OnceLock<Mutex<HashMap<String, Arc<Route>>>> = OnceLock::new();
-        let mut all = lock(ROUTES.get_or_init(Mutex::default));
-        if let Some(series) = all.get(route) {
-            return series.clone();
-        }
-        let series = Arc::new(Route {
-            route: route.to_owned(),
-            duration: metrics::histogram!("usersvc_http_request_duration_seconds", "route" => route.to_owned()),
-            requests: Mutex::default(),
-        });
-        all.insert(route.to_owned(), series.clone());
-        series
+        static ROUTES: Kept<Arc<Route>> = OnceLock::new();
+        kept(&ROUTES, route, || {
+            Arc::new(Route {
+                route: route.to_owned(),
+                duration: metrics::histogram!("usersvc_http_request_duration_seconds", "route" => route.to_owned()),
+                requests: Mutex::default(),
+            })
+        })
     }
 
     fn requests(&self, method: &'static str, status: u16) -> Counter {
