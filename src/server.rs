@@ -61,6 +61,10 @@ impl Running {
     }
 }
 
+/// Longest wait for the first database connection at start (or the acquire timeout, if
+/// longer): the database may be slow to open a connection to a database it has not served yet.
+const STARTUP_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Builds the state and starts serving. Migrations must already be applied.
 pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
     let db = Db::new(&cfg.db)?;
@@ -103,7 +107,8 @@ pub async fn start(cfg: ServerConfig) -> anyhow::Result<Running> {
     let hasher = Hasher::new(cfg.hash_concurrency);
     let cursor_key = {
         let fresh = crate::passwords::random_bytes(32).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let mut conn = db.conn().await?;
+        let patience = cfg.db.acquire_timeout.max(STARTUP_PATIENCE);
+        let mut conn = db.first_conn(patience).await?;
         let stored = crate::db::secrets::get_or_create(&mut conn, "cursor", &fresh).await?;
         let bytes: [u8; 32] = stored
             .get(..32)

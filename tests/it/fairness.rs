@@ -164,6 +164,38 @@ async fn an_exhausted_pool_fails_fast_with_a_retryable_error() {
     assert_eq!(v["data"]["userInfo"]["profileId"], json!(ids[2]), "{v}");
 }
 
+/// The acquire timeout bounds a request's wait, not the server's start: with a timeout shorter
+/// than the database takes to open any connection, the server still starts, and serves from
+/// the connection it opened then.
+#[tokio::test]
+async fn a_server_starts_although_a_connection_takes_longer_to_open_than_the_acquire_timeout() {
+    let t = TestApp::new().await;
+    let id = make_user(&t, "a", "a@example.com").await;
+    let server = Served::start(
+        &t,
+        &[
+            ("USERSVC_DB_POOL_SIZE", "1"),
+            ("USERSVC_DB_ACQUIRE_TIMEOUT_MS", "1"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let body = json!({ "query": "query($p: ID!) { userInfo(profileId: $p) { profileId } }",
+        "variables": { "p": id } });
+    // The mail worker shares the one connection: a request that meets it busy is refused as
+    // retryable, and served once it is free.
+    eventually(WAIT, || async {
+        let (status, text) = server.post(&client, &token_for("a", ALL), &body).await;
+        let v: Value = serde_json::from_str(&text).unwrap();
+        if status == 200 && v["data"]["userInfo"]["profileId"] == json!(id) {
+            Ok(())
+        } else {
+            Err(format!("{status}: {v}"))
+        }
+    })
+    .await;
+}
+
 async fn blocked_read(client: &reqwest::Client, base: &str, app: &str, id: &str) -> Value {
     client
         .post(format!("{base}/graphql"))

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use deadpool::managed::{Object, Pool, TimeoutType};
+use deadpool::managed::{Object, Pool, TimeoutType, Timeouts};
 use diesel::ConnectionError;
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel_async::pooled_connection::{
@@ -64,7 +64,8 @@ pub struct DbSettings {
     pub url: String,
     /// Most connections this process opens.
     pub max_size: usize,
-    /// Longest wait for a free connection, and for a new one to be opened.
+    /// Longest wait for a free connection, and for a new one to be opened (but for the
+    /// server's first, [`Db::first_conn`]).
     pub acquire_timeout: Duration,
     /// `statement_timeout` set on every connection (`lock_timeout` is half of it,
     /// `idle_in_transaction_session_timeout` twice).
@@ -221,6 +222,29 @@ impl Db {
             object,
             _share: share,
             _turn: turn,
+        })
+    }
+
+    /// A connection in the server's own scope for its start-up, waiting up to `patience` for
+    /// the database to open one. The acquire timeout is for requests, which should fail fast;
+    /// a database slow to open its first connection (a cold catalogue cache, a loaded machine)
+    /// should not stop the server from starting.
+    pub async fn first_conn(&self, patience: Duration) -> Result<Conn, PoolError> {
+        debug_assert!(
+            matches!(self.scope, Scope::Server),
+            "for the server's own work"
+        );
+        let timeouts = Timeouts {
+            wait: Some(patience),
+            create: Some(patience),
+            recycle: Some(patience),
+        };
+        let mut object = self.pool.timeout_get(&timeouts).await?;
+        ScopedConn::enter(&mut object, &self.scope).await?;
+        Ok(Conn {
+            object,
+            _share: None,
+            _turn: None,
         })
     }
 
