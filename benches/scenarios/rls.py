@@ -51,3 +51,38 @@ def report(r):
                      f"{fmt(x['rls_usersvc_cpu_us'], 0)} | {fmt(x['bypassrls_usersvc_cpu_us'], 0)} |")
     if intro:
         L.append("")
+    against_baseline(r, r.rounds("rls-userinfo", "bypassrls"))
+
+
+def against_baseline(r, off):
+    """userInfo with BYPASSRLS ÷ the baseline build's, measured back to back in BYPASSRLS mode."""
+    base = r.rounds("rls-userinfo", "baseline-bypassrls")
+    rows = [{"round": k, "bypassrls_rps": off[k]["rps"], "baseline_rps": base[k]["rps"],
+             "ratio": off[k]["rps"] / base[k]["rps"],
+             "bypassrls_usersvc_cpu_us": off[k].get("cpu_us", {}).get("usersvc_other"),
+             "baseline_usersvc_cpu_us": base[k].get("cpu_us", {}).get("usersvc_other"),
+             "bypassrls_postgres_cpu_us": off[k].get("cpu_us", {}).get("postgres"),
+             "baseline_postgres_cpu_us": base[k].get("cpu_us", {}).get("postgres")}
+            for k in sorted(off) if k in base and base[k]["rps"]]
+    if not rows:
+        return
+    r.details["rounds"]["userinfo_vs_baseline_bypassrls"] = rows
+    r.res["userinfo_vs_baseline_bypassrls"] = med([x["ratio"] for x in rows])
+    r.info.append(("userinfo_vs_baseline_bypassrls", 2,
+                   "userInfo: req/s with BYPASSRLS ÷ the baseline build's, back to back in the rls "
+                   "scenario: the request paths compared with the tenant policies aside"))
+    r.cpu.append(("rls-userinfo", "baseline-bypassrls",
+                  "userInfo, the baseline build beside usersvc with BYPASSRLS (rls scenario)"))
+    L = r.sections
+    L.append("### userInfo against the baseline build, tenant policies aside\n")
+    L.append("In the rls scenario's BYPASSRLS rounds the baseline build (restarted with usersvc) "
+             "serves userInfo back to back with usersvc, in an order that alternates between "
+             "rounds; ratio = usersvc's req/s ÷ the baseline's. CPU in µs per request.\n")
+    L.append("| round | BYPASSRLS req/s | baseline req/s | ratio | usersvc CPU | baseline CPU | PostgreSQL CPU (usersvc) | PostgreSQL CPU (baseline) |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    for x in rows:
+        L.append(f"| {x['round']} | {fmt(x['bypassrls_rps'])} | {fmt(x['baseline_rps'])} | "
+                 f"{fmt(x['ratio'])} | {fmt(x['bypassrls_usersvc_cpu_us'], 0)} | "
+                 f"{fmt(x['baseline_usersvc_cpu_us'], 0)} | {fmt(x['bypassrls_postgres_cpu_us'], 0)} | "
+                 f"{fmt(x['baseline_postgres_cpu_us'], 0)} |")
+    L.append("")
