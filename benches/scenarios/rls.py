@@ -12,6 +12,11 @@ GOALS = [
 ]
 
 
+def cpu(d, part):
+    """A round's CPU per request of one part (`postgres`, `usersvc_other`, …), if measured."""
+    return d.get("cpu_us", {}).get(part)
+
+
 def report(r):
     L = r.sections
     intro = False
@@ -21,8 +26,8 @@ def report(r):
         for k in sorted(on):
             if k not in off:
                 continue
-            pg = lambda d: d.get("cpu_us", {}).get("postgres")
-            us = lambda d: d.get("cpu_us", {}).get("usersvc_other")
+            pg = lambda d: cpu(d, "postgres")
+            us = lambda d: cpu(d, "usersvc_other")
             rows.append({"round": k, "rls_rps": on[k]["rps"], "bypassrls_rps": off[k]["rps"],
                          "cost": off[k]["rps"] / on[k]["rps"],
                          "rls_p99_ms": on[k]["latency_us"]["p99"] / 1000,
@@ -59,10 +64,10 @@ def against_baseline(r, off):
     base = r.rounds("rls-userinfo", "baseline-bypassrls")
     rows = [{"round": k, "bypassrls_rps": off[k]["rps"], "baseline_rps": base[k]["rps"],
              "ratio": off[k]["rps"] / base[k]["rps"],
-             "bypassrls_usersvc_cpu_us": off[k].get("cpu_us", {}).get("usersvc_other"),
-             "baseline_usersvc_cpu_us": base[k].get("cpu_us", {}).get("usersvc_other"),
-             "bypassrls_postgres_cpu_us": off[k].get("cpu_us", {}).get("postgres"),
-             "baseline_postgres_cpu_us": base[k].get("cpu_us", {}).get("postgres")}
+             "bypassrls_usersvc_cpu_us": cpu(off[k], "usersvc_other"),
+             "baseline_usersvc_cpu_us": cpu(base[k], "usersvc_other"),
+             "bypassrls_postgres_cpu_us": cpu(off[k], "postgres"),
+             "baseline_postgres_cpu_us": cpu(base[k], "postgres")}
             for k in sorted(off) if k in base and base[k]["rps"]]
     if not rows:
         return
@@ -75,9 +80,10 @@ def against_baseline(r, off):
                   "userInfo, the baseline build beside usersvc with BYPASSRLS (rls scenario)"))
     L = r.sections
     L.append("### userInfo against the baseline build, tenant policies aside\n")
-    L.append("In the rls scenario's BYPASSRLS rounds the baseline build (restarted with usersvc) "
-             "serves userInfo back to back with usersvc, in an order that alternates between "
-             "rounds; ratio = usersvc's req/s ÷ the baseline's. CPU in µs per request.\n")
+    L.append("In the rls scenario's BYPASSRLS rounds the baseline build (restarted after the "
+             "role's change) serves userInfo back to back with usersvc, in an order that "
+             "alternates between rounds; ratio = usersvc's req/s ÷ the baseline's. CPU in µs "
+             "per request.\n")
     L.append("| round | BYPASSRLS req/s | baseline req/s | ratio | usersvc CPU | baseline CPU | PostgreSQL CPU (usersvc) | PostgreSQL CPU (baseline) |")
     L.append("|---|---|---|---|---|---|---|---|")
     for x in rows:
