@@ -106,8 +106,10 @@ pub struct ServeArgs {
     /// Base of links in mail (never taken from the Host header). Default: http://{listen}.
     #[arg(long, env = "USERSVC_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Most database connections.
-    #[arg(long, env = "USERSVC_DB_POOL_SIZE", default_value_t = 16)]
+    /// Most database connections. One app may hold all but a quarter of them, so the default
+    /// lets a lone app keep 21 connections busy: with fewer, its requests wait for a connection
+    /// while the database has cores to spare (benches/FINDINGS.md, section 26).
+    #[arg(long, env = "USERSVC_DB_POOL_SIZE", default_value_t = 28)]
     pub db_pool_size: usize,
     /// Longest wait for a database connection, in milliseconds.
     #[arg(long, env = "USERSVC_DB_ACQUIRE_TIMEOUT_MS", default_value_t = 3000)]

@@ -78,6 +78,7 @@ mod tests {
 
     #[test]
     fn shares_leave_room_for_other_apps() {
+        assert_eq!(PerApp::of_total(28).share(), 21);
         assert_eq!(PerApp::of_total(16).share(), 12);
         assert_eq!(PerApp::of_total(3).share(), 2);
         assert_eq!(PerApp::of_total(2).share(), 1);
