@@ -26,14 +26,14 @@ def report(r):
         for k in sorted(on):
             if k not in off:
                 continue
-            pg = lambda d: cpu(d, "postgres")
-            us = lambda d: cpu(d, "usersvc_other")
             rows.append({"round": k, "rls_rps": on[k]["rps"], "bypassrls_rps": off[k]["rps"],
                          "cost": off[k]["rps"] / on[k]["rps"],
                          "rls_p99_ms": on[k]["latency_us"]["p99"] / 1000,
                          "bypassrls_p99_ms": off[k]["latency_us"]["p99"] / 1000,
-                         "rls_postgres_cpu_us": pg(on[k]), "bypassrls_postgres_cpu_us": pg(off[k]),
-                         "rls_usersvc_cpu_us": us(on[k]), "bypassrls_usersvc_cpu_us": us(off[k])})
+                         "rls_postgres_cpu_us": cpu(on[k], "postgres"),
+                         "bypassrls_postgres_cpu_us": cpu(off[k], "postgres"),
+                         "rls_usersvc_cpu_us": cpu(on[k], "usersvc_other"),
+                         "bypassrls_usersvc_cpu_us": cpu(off[k], "usersvc_other")})
         if not rows:
             continue
         r.details["rounds"][f"rls_{kind}"] = rows
